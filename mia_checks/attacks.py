@@ -1,0 +1,182 @@
+"""The six black-box attacks of Wu et al. (2022): what each reads from the features, and its attack model.
+
+| id   | intuition      | input                                                        | model               |
+| I-P  | quality        | generated pixels                                             | small CNN           |
+| I-S  | quality        | E_img(x̂)                                                     | MLP                 |
+| II-P | reconstruction | MSE, L1 and SSIM between x and x̂                             | logistic regression |
+| II-S | reconstruction | cos and L2 between E_img(x), E_img(x̂), and their difference  | MLP                 |
+| III  | faithfulness   | cos(E_txt(c), E_img(x̂)) and E_txt(c) ⊙ E_img(x̂)               | MLP                 |
+| IV   | all three      | E_img(x̂), E_img(x), E_txt(c) combined by selectable operations | MLP                 |
+
+With K generations per query, scalar distances enter as their best and mean over K; embeddings as their
+mean over K. Every model is an sklearn-style classifier built from a seed, so runs are reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .features import QueryFeatures
+
+COMBINE_OPERATIONS = ("concat", "difference", "product", "cosine")
+
+
+@dataclass(frozen=True)
+class Attack:
+    id: str
+    intuition: str
+    features: Callable[[QueryFeatures, Sequence[str]], np.ndarray]
+    model: Callable[[int], object]
+
+
+def _mlp(seed: int):
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(
+        StandardScaler(),
+        MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-2, max_iter=500, random_state=seed),
+    )
+
+
+def _logistic(seed: int):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, random_state=seed))
+
+
+class SmallCNN:
+    """A two-layer CNN on generated images, with sklearn's fit / predict_proba.
+
+    Input (n, K, H, W, 3): each of the K generations is a training sample with its query's label; a
+    query's probability is the mean over its K generations.
+    """
+
+    def __init__(self, seed: int, steps: int = 150, lr: float = 1e-2):
+        self.seed, self.steps, self.lr = seed, steps, lr
+
+    @staticmethod
+    def _tensor(x: np.ndarray):
+        import torch
+        import torch.nn.functional as F
+
+        n, k, h, w, c = x.shape
+        t = torch.from_numpy(x.reshape(n * k, h, w, c)).permute(0, 3, 1, 2).float()
+        if max(h, w) > 64:  # quality shows at low resolution too; keeps the CNN cheap on 512-px models
+            t = F.adaptive_avg_pool2d(t, 64)
+        return t
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> SmallCNN:
+        import torch
+        from torch import nn
+
+        torch.manual_seed(self.seed)
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 1),
+        )
+        inputs = self._tensor(x)
+        self.mean, self.std = inputs.mean(), inputs.std() + 1e-6
+        inputs = (inputs - self.mean) / self.std
+        targets = torch.from_numpy(np.repeat(y, x.shape[1])).float()
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=1e-3)
+        for _ in range(self.steps):
+            loss = nn.functional.binary_cross_entropy_with_logits(self.net(inputs).squeeze(1), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            p = torch.sigmoid(self.net((self._tensor(x) - self.mean) / self.std)).squeeze(1).numpy()
+        p = p.reshape(x.shape[0], x.shape[1]).mean(1)
+        return np.stack([1 - p, p], axis=1)
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity along the last axis."""
+    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
+
+
+def _best_and_mean(values: np.ndarray, best: str) -> np.ndarray:
+    """(n, K) → (n, 2): best over K (min or max) and mean."""
+    pick = values.min(1) if best == "min" else values.max(1)
+    return np.stack([pick, values.mean(1)], axis=1)
+
+
+def global_ssim(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """SSIM over the whole image (one window), on [0, 1] pixels, for arrays (..., H, W, C):
+    (2μxμy + C1)(2σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2)), C1 = 0.01², C2 = 0.03²."""
+    axes = (-3, -2, -1)
+    mx, my = x.mean(axes), y.mean(axes)
+    vx, vy = x.var(axes), y.var(axes)
+    cov = ((x - np.expand_dims(mx, axes)) * (y - np.expand_dims(my, axes))).mean(axes)
+    c1, c2 = 0.01**2, 0.03**2
+    return (2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+
+
+def quality_pixels(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
+    return f.generated_pixels
+
+
+def quality_semantic(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
+    return f.generated_embeddings.mean(1)
+
+
+def reconstruction_pixels(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
+    x = f.query_pixels[:, None]
+    diff = f.generated_pixels - x
+    mse = (diff**2).mean(axis=(2, 3, 4))
+    l1 = np.abs(diff).mean(axis=(2, 3, 4))
+    ssim = global_ssim(f.generated_pixels, np.broadcast_to(x, f.generated_pixels.shape))
+    return np.hstack([_best_and_mean(mse, "min"), _best_and_mean(l1, "min"), _best_and_mean(ssim, "max")])
+
+
+def reconstruction_semantic(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
+    q = f.query_embeddings[:, None]
+    cos = _cos(f.generated_embeddings, q)
+    l2 = np.linalg.norm(f.generated_embeddings - q, axis=-1)
+    diff = f.query_embeddings - f.generated_embeddings.mean(1)
+    return np.hstack([_best_and_mean(cos, "max"), _best_and_mean(l2, "min"), diff])
+
+
+def faithfulness(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
+    cos = _cos(f.generated_embeddings, f.text_embeddings[:, None])
+    return np.hstack([_best_and_mean(cos, "max"), f.text_embeddings * f.generated_embeddings.mean(1)])
+
+
+def combined(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
+    """Attack IV: the chosen operations over the pairs (x̂, x), (x̂, c), (x, c) of embeddings."""
+    g, q, t = f.generated_embeddings.mean(1), f.query_embeddings, f.text_embeddings
+    pairs = ((g, q), (g, t), (q, t))
+    blocks = {
+        "concat": lambda: [g, q, t],
+        "difference": lambda: [a - b for a, b in pairs],
+        "product": lambda: [a * b for a, b in pairs],
+        "cosine": lambda: [np.stack([_cos(a, b) for a, b in pairs], axis=1)],
+    }
+    return np.hstack([block for op in ops for block in blocks[op]()])
+
+
+ATTACKS: dict[str, Attack] = {
+    a.id: a
+    for a in (
+        Attack("I-P", "quality", quality_pixels, SmallCNN),
+        Attack("I-S", "quality", quality_semantic, _mlp),
+        Attack("II-P", "reconstruction", reconstruction_pixels, _logistic),
+        Attack("II-S", "reconstruction", reconstruction_semantic, _mlp),
+        Attack("III", "faithfulness", faithfulness, _mlp),
+        Attack("IV", "all three", combined, _mlp),
+    )
+}
+ATTACK_IDS = tuple(ATTACKS)

@@ -1,0 +1,122 @@
+"""The audit: one target, two reference sets, every attack under the partial-knowledge protocol.
+
+Everything is lazy and computed once: the target loads when the first image is needed, images come from
+the generation cache, features are shared by all attacks, and each attack's result is kept.
+"""
+
+from __future__ import annotations
+
+import platform
+from functools import cached_property
+from importlib import metadata
+
+import numpy as np
+
+from .attacks import ATTACKS
+from .data import ReferenceSet, balance, check_disjoint, load_reference_set
+from .features import QueryFeatures, compute_features
+from .gate import Verdict, decide
+from .generation import GenerationCache, seeds_for
+from .protocol import cross_validate
+from .results import AttackResult, evaluate
+from .settings import AuditSettings
+from .targets import GenerationSettings, Target, check_target_spec, load_target, resolve_device
+
+PROTOCOL = "partial-knowledge"
+
+
+def load_reference_sets(settings: AuditSettings) -> tuple[ReferenceSet, ReferenceSet]:
+    """Both sets, checked (existence, captions, readability, size, disjointness) and balanced."""
+    members = load_reference_set(settings.members, "members", "--mia-members")
+    nonmembers = load_reference_set(settings.nonmembers, "nonmembers", "--mia-nonmembers")
+    check_disjoint(members, nonmembers)
+    return balance(members, nonmembers, settings.seed, settings.max_samples)
+
+
+class Audit:
+    def __init__(self, settings: AuditSettings, members: ReferenceSet | None = None,
+                 nonmembers: ReferenceSet | None = None, progress: bool = True):
+        self.settings = settings
+        check_target_spec(settings.target, settings.allow_pickle)
+        if members is None or nonmembers is None:
+            members, nonmembers = load_reference_sets(settings)
+        self.members, self.nonmembers = members, nonmembers
+        self.progress = progress
+        self._results: dict[str, AttackResult] = {}
+
+    @cached_property
+    def target(self) -> Target:
+        return load_target(self.settings.target, self.generation_settings, self.settings.allow_pickle)
+
+    @cached_property
+    def generation_settings(self) -> GenerationSettings:
+        return GenerationSettings(self.settings.steps, self.settings.guidance, resolve_device(self.settings.device))
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.r_[np.ones(len(self.members), int), np.zeros(len(self.nonmembers), int)]
+
+    @property
+    def captions(self) -> list[str]:
+        return list(self.members.captions) + list(self.nonmembers.captions)
+
+    @cached_property
+    def generated(self) -> np.ndarray:
+        """(n, K, H, W, 3) uint8: K generations per query, from the cache."""
+        g = self.generation_settings
+        cache = GenerationCache(self.settings.cache_root(), self.target,
+                                {"steps": g.steps, "guidance": g.guidance, "device": g.device.split(":")[0]})
+        return cache.generate(self.captions, seeds_for(self.settings.seed, self.settings.generations),
+                              self.settings.batch_size, self.progress)
+
+    @cached_property
+    def features(self) -> QueryFeatures:
+        from .embedders import load_embedder
+
+        embedder = load_embedder(self.settings.embedder, resolve_device(self.settings.device), self.settings.allow_pickle)
+        queries = list(self.members.images) + list(self.nonmembers.images)
+        return compute_features(self.labels, queries, self.captions, self.generated, embedder)
+
+    def result(self, attack_id: str) -> AttackResult:
+        if attack_id not in self._results:
+            attack = ATTACKS[attack_id]
+            x = attack.features(self.features, self.settings.combine)
+            oof = cross_validate(attack.model, x, self.labels, self.settings.folds, self.settings.seed)
+            self._results[attack_id] = evaluate(attack.id, attack.intuition, PROTOCOL, oof, seed=self.settings.seed)
+        return self._results[attack_id]
+
+    def verdict(self, attack_id: str) -> Verdict:
+        return decide(self.result(attack_id), self.settings.gate, self.settings.seed)
+
+    def header(self) -> dict:
+        """What the report says about this run, without generating anything."""
+        from .targets import hash_folder, is_callable_spec
+        from pathlib import Path
+
+        spec = self.settings.target
+        checkpoint = None if is_callable_spec(spec) else hash_folder(Path(spec))
+        return {
+            "target": spec,
+            "target_kind": "callable" if is_callable_spec(spec) else "diffusers",
+            "checkpoint_sha256": checkpoint,
+            "members": {"path": self.settings.members, "n": len(self.members), "sha256": self.members.digest},
+            "nonmembers": {"path": self.settings.nonmembers, "n": len(self.nonmembers), "sha256": self.nonmembers.digest},
+            "protocol": PROTOCOL,
+            "folds": self.settings.folds,
+            "seed": self.settings.seed,
+            "generations_per_query": self.settings.generations,
+            "gate": self.settings.gate.describe(),
+            "settings": self.settings.to_dict(),
+            "versions": versions(),
+        }
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for package in ("mia-checks", "torch", "diffusers", "transformers", "open_clip_torch", "scikit-learn", "numpy"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+

@@ -1,0 +1,163 @@
+"""Reference sets: the member and non-member images with their captions.
+
+Accepted layouts (paths in manifests are relative to the manifest's folder):
+- an image folder with `metadata.jsonl` (diffusers' train_text_to_image format: one
+  `{"file_name": ..., "text": ...}` per line) or `metadata.csv` with the same columns;
+- a `.jsonl` or `.csv` manifest file with those columns (`image` and `caption` are accepted too).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MiaUsageError
+
+FILE_KEYS = ("file_name", "image", "path")
+TEXT_KEYS = ("text", "caption", "prompt")
+MIN_IMAGES = 20  # per set: below this, a 5-fold attack has too few images to say anything
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    """Images (RGB uint8 arrays, sizes as on disk) with captions and content hashes, in manifest order."""
+
+    name: str
+    source: Path
+    files: tuple[Path, ...]
+    captions: tuple[str, ...]
+    images: tuple[np.ndarray, ...]
+    hashes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def digest(self) -> str:
+        """One hash of the whole set: image contents and captions, in order."""
+        h = hashlib.sha256()
+        for image_hash, caption in zip(self.hashes, self.captions):
+            h.update(image_hash.encode())
+            h.update(caption.encode())
+        return h.hexdigest()
+
+    def subset(self, indices: Sequence[int]) -> ReferenceSet:
+        pick = lambda seq: tuple(seq[i] for i in indices)  # noqa: E731
+        return ReferenceSet(
+            self.name, self.source, pick(self.files), pick(self.captions), pick(self.images), pick(self.hashes)
+        )
+
+
+def _read_rows(manifest: Path, option: str) -> list[dict]:
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MiaUsageError(f"{option}: cannot read {manifest}: {exc}") from None
+    if manifest.suffix == ".csv":
+        return list(csv.DictReader(text.splitlines()))
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MiaUsageError(f"{option}: {manifest} line {number} is not valid JSON ({exc.msg}).") from None
+        if not isinstance(row, dict):
+            raise MiaUsageError(f"{option}: {manifest} line {number} must be a JSON object.")
+        rows.append(row)
+    return rows
+
+
+def _find_manifest(path: Path, option: str) -> Path:
+    if not path.exists():
+        raise MiaUsageError(
+            f"{option}: {path} does not exist. Give an image folder with metadata.jsonl, or a .jsonl/.csv manifest."
+        )
+    if path.is_file():
+        if path.suffix not in (".jsonl", ".csv"):
+            raise MiaUsageError(f"{option}: {path} is not a .jsonl or .csv manifest.")
+        return path
+    for name in ("metadata.jsonl", "metadata.csv"):
+        if (path / name).is_file():
+            return path / name
+    raise MiaUsageError(
+        f"{option}: {path} has no metadata.jsonl. Add one line per image, "
+        '{"file_name": "0001.png", "text": "its caption"} (the format of diffusers\' train_text_to_image.py).'
+    )
+
+
+def _pick(row: dict, keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = row.get(key)
+        if value is not None and str(value).strip():
+            return str(value)
+    return None
+
+
+def load_image(path: Path, option: str) -> tuple[np.ndarray, str]:
+    """RGB uint8 array and sha256 of the file's bytes; a clear error if it is missing or not an image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        raw = path.read_bytes()
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"))
+    except FileNotFoundError:
+        raise MiaUsageError(f"{option}: image {path} listed in the manifest does not exist.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise MiaUsageError(f"{option}: cannot read image {path} ({exc}). Fix or remove it.") from None
+    return array, hashlib.sha256(raw).hexdigest()
+
+
+def load_reference_set(path: str | Path, name: str, option: str, min_images: int = MIN_IMAGES) -> ReferenceSet:
+    """Load and check one reference set; `option` names the command-line option in error messages."""
+    manifest = _find_manifest(Path(path), option)
+    rows = _read_rows(manifest, option)
+    files, captions = [], []
+    for number, row in enumerate(rows, 1):
+        file_name, caption = _pick(row, FILE_KEYS), _pick(row, TEXT_KEYS)
+        if file_name is None:
+            raise MiaUsageError(f"{option}: {manifest} entry {number} has no file_name.")
+        if caption is None:
+            raise MiaUsageError(
+                f"{option}: {manifest} entry {number} ({file_name}) has no caption; every image needs a 'text'."
+            )
+        files.append(manifest.parent / file_name)
+        captions.append(caption)
+    if len(files) < min_images:
+        raise MiaUsageError(
+            f"{option}: {manifest} lists {len(files)} images; at least {min_images} are needed to measure leakage."
+        )
+    loaded = [load_image(f, option) for f in files]
+    return ReferenceSet(
+        name, Path(path), tuple(files), tuple(captions), tuple(a for a, _ in loaded), tuple(h for _, h in loaded)
+    )
+
+
+def check_disjoint(members: ReferenceSet, nonmembers: ReferenceSet) -> None:
+    """Members and non-members must not share an image (by content): the verdict would be meaningless."""
+    shared = set(members.hashes) & set(nonmembers.hashes)
+    if shared:
+        examples = [str(f) for f, h in zip(members.files, members.hashes) if h in shared][:3]
+        raise MiaUsageError(
+            f"--mia-members and --mia-nonmembers share {len(shared)} image(s), e.g. {', '.join(examples)}. "
+            "Non-members must be images the model never saw: remove them from one set."
+        )
+
+
+def balance(members: ReferenceSet, nonmembers: ReferenceSet, seed: int, cap: int | None = None):
+    """Equal-sized sets (at most `cap` each), by seeded sampling without replacement; order is kept."""
+    size = min(len(members), len(nonmembers), cap or len(members))
+    rng = np.random.default_rng(seed)
+
+    def sample(s: ReferenceSet) -> ReferenceSet:
+        return s if len(s) == size else s.subset(np.sort(rng.choice(len(s), size, replace=False)))
+
+    return sample(members), sample(nonmembers)

@@ -1,0 +1,119 @@
+"""The leakage gate: does an attack do better than the threshold?
+
+Two decision rules:
+- `bound` (default): fail when the one-sided lower confidence bound of the metric exceeds the threshold,
+  at level α / m with m the number of attacks in the run (Bonferroni). When no attack truly exceeds the
+  threshold, the whole run fails with probability at most α: a gate that does not flake on noise.
+- `point`: fail when the point estimate exceeds the threshold (the paper's reading). Flakier on small
+  sets; a verdict whose interval straddles the threshold is marked "within noise".
+A metric that cannot be measured (TPR at an FPR below 1/|non-members|) is an error, never a pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from . import metrics
+from .results import AttackResult
+
+GATE_METRICS = ("accuracy", "auc", "tpr@1%fpr", "advantage")
+DEFAULT_THRESHOLDS = {"accuracy": 0.55, "auc": 0.55, "tpr@1%fpr": 0.05, "advantage": 0.10}
+RULES = ("bound", "point")
+
+
+class UnmeasurableError(RuntimeError):
+    """The gate's metric cannot be measured on these sets."""
+
+
+@dataclass(frozen=True)
+class GateRule:
+    metric: str = "accuracy"
+    threshold: float | None = None  # None: DEFAULT_THRESHOLDS[metric]
+    per_attack: dict[str, float] = field(default_factory=dict)
+    rule: str = "bound"
+    alpha: float = 0.05
+    attacks_in_run: int = 6
+
+    def threshold_for(self, attack: str) -> float:
+        if attack in self.per_attack:
+            return self.per_attack[attack]
+        return DEFAULT_THRESHOLDS[self.metric] if self.threshold is None else self.threshold
+
+    @property
+    def level(self) -> float:
+        """One-sided error level of each attack's bound (Bonferroni)."""
+        return self.alpha / max(self.attacks_in_run, 1)
+
+    def describe(self) -> str:
+        if self.rule == "point":
+            return f"point estimate of {self.metric} > threshold"
+        return (f"{100 * (1 - self.level):.1f}% one-sided lower bound of {self.metric} > threshold "
+                f"(α = {self.alpha} Bonferroni-split over {self.attacks_in_run} attacks)")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    attack: str
+    leaks: bool
+    value: float
+    statistic: float  # what was compared: the point estimate or the lower bound
+    threshold: float
+    within_noise: bool
+    message: str
+
+    @property
+    def label(self) -> str:
+        word = "FAIL" if self.leaks else "pass"
+        return f"{word} (within noise)" if self.within_noise else word
+
+
+def point_value(result: AttackResult, metric: str) -> float:
+    return {
+        "accuracy": result.accuracy.value,
+        "auc": result.auc.value,
+        "tpr@1%fpr": result.tpr_at_1pct_fpr,
+        "advantage": result.advantage.value,
+    }[metric]
+
+
+def lower_bound(result: AttackResult, metric: str, level: float, seed: int = 0) -> float:
+    """One-sided lower confidence bound at error level `level`."""
+    from scipy.stats import beta
+
+    def cp_low(k: int, n: int, a: float) -> float:
+        return 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
+
+    n = result.members + result.nonmembers
+    if metric == "accuracy":
+        return cp_low(round(result.accuracy.value * n), n, level)
+    if metric == "auc":
+        oof = result.oof
+        return metrics.bootstrap_auc(oof.labels, oof.scores, confidence=1 - 2 * level, seed=seed).low
+    if metric == "tpr@1%fpr":
+        return cp_low(round(result.tpr_at_1pct_fpr * result.members), result.members, level)
+    fpr_high = 1.0 - cp_low(result.nonmembers - result.false_positives, result.nonmembers, level / 2)
+    return cp_low(result.true_positives, result.members, level / 2) - fpr_high
+
+
+def decide(result: AttackResult, gate: GateRule, seed: int = 0) -> Verdict:
+    threshold = gate.threshold_for(result.attack)
+    value = point_value(result, gate.metric)
+    if math.isnan(value):
+        raise UnmeasurableError(
+            f"{result.attack}: {gate.metric} cannot be measured with {result.nonmembers} non-members "
+            f"(needs at least {math.ceil(1 / 0.01)}); use more non-members or another --mia-gate-metric."
+        )
+    bound = lower_bound(result, gate.metric, gate.level, seed)
+    statistic = value if gate.rule == "point" else bound
+    leaks = statistic > threshold
+    within_noise = (value > threshold) != (bound > threshold)
+    verb = "exceeds" if leaks else "does not exceed"
+    message = (
+        f"{result.attack} ({result.intuition}): {gate.metric} = {value:.3f}, lower bound {bound:.3f}; "
+        f"{'the point estimate' if gate.rule == 'point' else 'the bound'} {verb} the threshold {threshold:.3f} "
+        f"[rule: {gate.describe()}; {result.members} members vs {result.nonmembers} non-members, {result.protocol}]"
+    )
+    if within_noise:
+        message += ". The interval straddles the threshold: the verdict is within the noise; add images to decide."
+    return Verdict(result.attack, leaks, value, statistic, threshold, within_noise, message)

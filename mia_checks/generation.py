@@ -1,0 +1,83 @@
+"""Generate each image once: an on-disk cache of x̂ = T(c; seed), shared by every attack and every run.
+
+An entry is keyed by (checkpoint content, caption, seed, generation settings) and stored as a PNG, so a
+cold run and a warm run read the very same uint8 pixels. Missing entries are generated in batches under a
+file lock: pytest-xdist workers that need the same images wait for one generator instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .targets import Target
+
+
+class GenerationError(RuntimeError):
+    """The target's output cannot be measured (NaN, blank or malformed images)."""
+
+
+def seeds_for(seed: int, generations: int) -> list[int]:
+    """The k-th generation of every query uses seed·1000 + k: common noise across queries."""
+    return [seed * 1000 + k for k in range(generations)]
+
+
+class GenerationCache:
+    def __init__(self, root: Path, target: Target, settings: dict):
+        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        self.folder = Path(root) / "generations" / target.identity[:24] / key
+        self.target = target
+        self.settings = settings
+
+    def path(self, caption: str, seed: int) -> Path:
+        digest = hashlib.sha256(f"{seed}\0{caption}".encode()).hexdigest()[:40]
+        return self.folder / digest[:2] / f"{digest}.png"
+
+    def missing(self, captions: list[str], seeds: list[int]) -> list[tuple[str, int]]:
+        wanted = dict.fromkeys((c, s) for c in captions for s in seeds)  # unique, in order
+        return [(c, s) for c, s in wanted if not self.path(c, s).is_file()]
+
+    def generate(self, captions: list[str], seeds: list[int], batch_size: int, progress: bool = True) -> np.ndarray:
+        """Images for every caption × seed, shape (n_captions, n_seeds, H, W, 3) uint8."""
+        from filelock import FileLock
+        from PIL import Image
+        from tqdm.auto import tqdm
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "settings.json").write_text(json.dumps(self.settings, sort_keys=True, indent=2))
+        with FileLock(str(self.folder / ".lock")):
+            todo = self.missing(captions, seeds)
+            bar = tqdm(total=len(todo), desc="mia-checks: generating", unit="img", disable=not progress or not todo)
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start : start + batch_size]
+                images = self.target.generate([c for c, _ in batch], [s for _, s in batch])
+                _check_batch(images, len(batch))
+                for (caption, seed), image in zip(batch, images):
+                    path = self.path(caption, seed)
+                    path.parent.mkdir(exist_ok=True)
+                    tmp = path.with_suffix(".tmp.png")
+                    Image.fromarray(image).save(tmp)
+                    tmp.replace(path)
+                bar.update(len(batch))
+            bar.close()
+        return np.stack([[_read(self.path(c, s)) for s in seeds] for c in captions])
+
+
+def _read(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _check_batch(images: list[np.ndarray], expected: int) -> None:
+    if len(images) != expected:
+        raise GenerationError(f"the target returned {len(images)} images for {expected} prompts")
+    for image in images:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise GenerationError(f"the target returned an image of shape {image.shape} and dtype {image.dtype}")
+        if image.max() == image.min():
+            raise GenerationError("the target generated a blank (constant) image: nothing can be measured")

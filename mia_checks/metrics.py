@@ -1,0 +1,107 @@
+"""Membership-inference metrics: small pure functions over labels (1 = member) and attack scores.
+
+Higher scores mean "more likely a member". Every function states its formula; intervals are exact
+(Clopper–Pearson) for proportions and bootstrap for AUC.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with a two-sided confidence interval [low, high]."""
+
+    value: float
+    low: float
+    high: float
+
+    def format(self, digits: int = 3) -> str:
+        if math.isnan(self.value):
+            return "n/a"
+        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """(TP + TN) / n."""
+    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+
+
+def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve = P(score of a random member > score of a random non-member), ties ½."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y_true, scores))
+
+
+def tpr_at_fpr(y_true: np.ndarray, scores: np.ndarray, max_fpr: float) -> float:
+    """Largest TPR over thresholds whose FPR ≤ max_fpr; NaN when max_fpr < 1 / (number of non-members),
+    where no threshold other than 'flag nobody' can be measured at that rate."""
+    from sklearn.metrics import roc_curve
+
+    y_true = np.asarray(y_true)
+    if max_fpr < 1.0 / np.sum(y_true == 0):
+        return float("nan")
+    fpr, tpr, _ = roc_curve(y_true, scores)
+    return float(tpr[fpr <= max_fpr + 1e-12].max())
+
+
+def advantage(tpr: float, fpr: float) -> float:
+    """Membership advantage TPR − FPR (Yeom et al. 2018); 0 for a guess, 1 for a perfect attack."""
+    return tpr - fpr
+
+
+def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact two-sided interval for a binomial proportion: Beta(α/2; k, n−k+1), Beta(1−α/2; k+1, n−k)."""
+    from scipy.stats import beta
+
+    alpha = 1.0 - confidence
+    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, trials - successes + 1))
+    high = 1.0 if successes == trials else float(beta.ppf(1 - alpha / 2, successes + 1, trials - successes))
+    return low, high
+
+
+def proportion(successes: int, trials: int, confidence: float = 0.95) -> Estimate:
+    """k / n with its Clopper–Pearson interval."""
+    return Estimate(successes / trials, *clopper_pearson(successes, trials, confidence))
+
+
+def bootstrap_auc(
+    y_true: np.ndarray, scores: np.ndarray, confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0
+) -> Estimate:
+    """AUC with a percentile bootstrap interval; members and non-members are resampled separately
+    (stratified), so every resample has both classes."""
+    y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=float)
+    pos, neg = scores[y_true == 1], scores[y_true == 0]
+    rng = np.random.default_rng(seed)
+    p = pos[rng.integers(0, len(pos), (n_resamples, len(pos)))]
+    n = neg[rng.integers(0, len(neg), (n_resamples, len(neg)))]
+    # Mann–Whitney form of the AUC, vectorised over resamples.
+    greater = (p[:, :, None] > n[:, None, :]).mean(axis=(1, 2))
+    ties = (p[:, :, None] == n[:, None, :]).mean(axis=(1, 2))
+    aucs = greater + 0.5 * ties
+    alpha = 1.0 - confidence
+    low, high = np.quantile(aucs, [alpha / 2, 1 - alpha / 2])
+    return Estimate(roc_auc(y_true, scores), float(low), float(high))
+
+
+def epsilon_lower_bound(
+    false_positives: int, negatives: int, false_negatives: int, positives: int, alpha: float = 0.05, delta: float = 0.0
+) -> float:
+    """Empirical ε lower bound of an (ε, δ)-DP training run from one attack's errors (Nasr et al. 2021).
+
+    With FPR_ub, FNR_ub the one-sided Clopper–Pearson upper bounds at level α/2,
+    ε_lb = max(0, ln((1 − δ − FNR_ub) / FPR_ub), ln((1 − δ − FPR_ub) / FNR_ub)), valid with confidence 1 − α
+    when the attack's decision rule was not chosen on the data it is evaluated on.
+    """
+    fpr_ub = clopper_pearson(false_positives, negatives, 1 - alpha)[1]
+    fnr_ub = clopper_pearson(false_negatives, positives, 1 - alpha)[1]
+    candidates = [0.0]
+    for num, den in ((1 - delta - fnr_ub, fpr_ub), (1 - delta - fpr_ub, fnr_ub)):
+        if num > 0 and den > 0:
+            candidates.append(math.log(num / den))
+    return max(candidates)

@@ -1,0 +1,216 @@
+"""pytest hooks of mia-checks. Thin by design: the logic lives in modules that know nothing of pytest.
+
+Nothing heavy is imported unless --mia-target (or its ini twin mia_target) is set.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+GATE_TESTS = Path(__file__).with_name("gate_tests.py")
+
+# name (→ --mia-NAME and ini mia_NAME), help. Defaults live in AuditSettings; the command line beats the ini.
+OPTIONS: tuple[tuple[str, str], ...] = (
+    ("target", "model under audit: a diffusers pipeline folder, or package.module:function (black box)"),
+    ("members", "member reference set: image folder with metadata.jsonl, or a .jsonl/.csv manifest"),
+    ("nonmembers", "non-member reference set (held out, same distribution), same formats"),
+    ("threshold", "leakage threshold of the gate metric, e.g. 0.6, or per attack: 0.55,II-P=0.6 "
+                  "(defaults: accuracy/auc 0.55, tpr@1%fpr 0.05, advantage 0.1)"),
+    ("gate-metric", "metric the gate compares: accuracy (default), auc, tpr@1%fpr, advantage"),
+    ("gate-rule", "bound (default: one-sided lower confidence bound, Bonferroni over attacks) or point"),
+    ("alpha", "false-alarm rate of the bound rule over the whole run (default 0.05)"),
+    ("attacks", "comma-separated attacks to run: I-P,I-S,II-P,II-S,III,IV (default all)"),
+    ("combine", "operations combining embeddings in attack IV: concat,difference,product,cosine (default all)"),
+    ("seed", "seed of generation, folds and attack models (default 0)"),
+    ("steps", "denoising steps per generation (default 25)"),
+    ("guidance", "classifier-free guidance scale (default: the pipeline's own)"),
+    ("generations", "generations per query, K (default 1)"),
+    ("device", "auto (default), cpu, cuda, cuda:1 …"),
+    ("batch-size", "prompts per generation batch (default 16)"),
+    ("embedder", "open_clip model for semantic attacks: MODEL:TAG (default ViT-B-32:openai), hf-hub:org/repo, "
+                 "or a local folder with open_clip_config.json"),
+    ("folds", "folds of the partial-knowledge protocol (default 5)"),
+    ("cache-dir", "where generations are cached (default $MIA_CHECKS_CACHE or ~/.cache/mia-checks)"),
+    ("json", "write the JSON report to this path"),
+    ("max-samples", "use at most this many images per reference set (seeded sample)"),
+)
+FLAGS = (("allow-pickle", "allow pickle-based checkpoints (they can run code when loaded: trusted files only)"),)
+
+
+@dataclass
+class MiaSession:
+    """Per-run state, kept in config.stash: settings, the lazily created audit, and collected records."""
+
+    settings: Any
+    members: Any
+    nonmembers: Any
+    progress: bool = True
+    audit: Any = None
+    records: dict[str, dict] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect per-attack records (reports from pytest-xdist workers arrive on the controller too)."""
+        props = dict(report.user_properties)
+        if "mia_record" in props and report.when == "call":
+            record = json.loads(props["mia_record"])
+            self.records[record["attack"]] = record
+        elif report.failed and report.when == "setup" and "test_attack[" in report.nodeid:
+            attack = report.nodeid.rsplit("[", 1)[1].rstrip("]")
+            self.errors[attack] = report.longreprtext.strip().splitlines()[-1]
+
+    def get_audit(self):
+        if self.audit is None:
+            from .audit import Audit
+
+            self.audit = Audit(self.settings, self.members, self.nonmembers, progress=self.progress)
+        return self.audit
+
+
+SESSION_KEY = pytest.StashKey[MiaSession]()
+
+
+def _dest(name: str) -> str:
+    return "mia_" + name.replace("-", "_")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mia-checks", "mia-checks: membership-inference privacy gate for text-to-image models")
+    for name, help_text in OPTIONS:
+        group.addoption(f"--mia-{name}", dest=_dest(name), default=None, metavar=name.split("-")[-1].upper(),
+                        help=help_text.replace("%", "%%"))
+        parser.addini(_dest(name), help=f"default of --mia-{name}", default=None)
+    for name, help_text in FLAGS:
+        group.addoption(f"--mia-{name}", dest=_dest(name), action="store_true", default=None, help=help_text)
+        parser.addini(_dest(name), help=f"default of --mia-{name}", type="bool", default=False)
+
+
+def _raw_options(config: pytest.Config) -> dict[str, str | None]:
+    raw = {}
+    for name, _ in OPTIONS + FLAGS:
+        value = config.getoption(_dest(name))
+        raw[name] = value if value is not None else config.getini(_dest(name))
+    return raw
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    raw = _raw_options(config)
+    if not raw["target"]:
+        return
+    from .audit import load_reference_sets
+    from .errors import MiaUsageError
+    from .settings import build_settings
+    from .targets import check_target_spec
+
+    try:
+        settings = build_settings(raw)
+        check_target_spec(settings.target, settings.allow_pickle)
+        members, nonmembers = load_reference_sets(settings)
+    except MiaUsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    progress = config.getoption("capture") == "no" or config.getoption("verbose") > 0
+    config.stash[SESSION_KEY] = session = MiaSession(settings, members, nonmembers, progress)
+    config.pluginmanager.register(session, "mia-checks-session")
+    config.addinivalue_line("markers", "mia: a membership-inference gate test of mia-checks")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The gate tests run with no test file of the user's: collect our module directly under the session
+    (no directory walk, so no conftest of wherever the package is installed gets involved)."""
+    if _session(config) is None:
+        return
+    module = pytest.Module.from_parent(session, path=GATE_TESTS, nodeid="mia-checks")
+    gate_items = [item for item in module.collect() if isinstance(item, pytest.Item)]
+    for item in gate_items:
+        config.hook.pytest_itemcollected(item=item)
+    # Counted in "collected N items" like any collected module.
+    config.hook.pytest_collectreport(report=pytest.CollectReport(module.nodeid, "passed", None, gate_items))
+    items[:0] = gate_items
+
+
+def _session(config: pytest.Config) -> MiaSession | None:
+    return config.stash.get(SESSION_KEY, None)
+
+
+@pytest.fixture(scope="session")
+def mia_session(pytestconfig: pytest.Config) -> MiaSession:
+    session = _session(pytestconfig)
+    if session is None:
+        pytest.skip("mia-checks is not active: pass --mia-target, --mia-members and --mia-nonmembers")
+    return session
+
+
+@pytest.fixture(scope="session")
+def mia_settings(mia_session: MiaSession):
+    """The audit's settings (mia_checks.settings.AuditSettings)."""
+    return mia_session.settings
+
+
+@pytest.fixture(scope="session")
+def mia_members(mia_session: MiaSession):
+    """The member reference set (mia_checks.data.ReferenceSet)."""
+    return mia_session.members
+
+
+@pytest.fixture(scope="session")
+def mia_nonmembers(mia_session: MiaSession):
+    """The non-member reference set (mia_checks.data.ReferenceSet)."""
+    return mia_session.nonmembers
+
+
+@pytest.fixture(scope="session")
+def mia_audit(mia_session: MiaSession):
+    """The audit (mia_checks.audit.Audit): `mia_audit.result("II-P").auc.value`, `.verdict("IV")`, …"""
+    return mia_session.get_audit()
+
+
+@pytest.fixture(scope="session")
+def mia_target(mia_audit):
+    """The loaded target (mia_checks.targets.Target): `.generate(prompts, seeds)`."""
+    return mia_audit.target
+
+
+def _header(session: MiaSession) -> dict:
+    from .audit import Audit
+
+    return (session.audit or Audit(session.settings, session.members, session.nonmembers)).header()
+
+
+def _ordered(session: MiaSession) -> list[dict]:
+    return [session.records[a] for a in session.settings.attacks if a in session.records]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    mia = _session(config)
+    if mia is None or hasattr(config, "workerinput") or not mia.settings.json_report:
+        return
+    if mia.records or mia.errors:
+        from .report import write_json
+
+        write_json(mia.settings.json_report, _header(mia), _ordered(mia), mia.errors)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    mia = _session(config)
+    if mia is None or not (mia.records or mia.errors):
+        return
+    from .report import format_header, format_table
+
+    tr = terminalreporter
+    tr.write_sep("=", "mia-checks privacy report")
+    tr.write_line(format_header(_header(mia)))
+    if mia.records:
+        tr.write_line("")
+        tr.write_line(format_table(_ordered(mia)))
+    for attack, error in sorted(mia.errors.items()):
+        tr.write_line(f"{attack}: could not measure: {error}", red=True)
+    if mia.settings.json_report:
+        tr.write_line(f"JSON report: {mia.settings.json_report}")

@@ -1,0 +1,119 @@
+"""Audit settings: parsed and checked from raw option strings, with errors that name the option."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .attacks import ATTACK_IDS, COMBINE_OPERATIONS
+from .embedders import DEFAULT_EMBEDDER
+from .errors import MiaUsageError
+from .gate import GATE_METRICS, RULES, GateRule
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    target: str
+    members: str
+    nonmembers: str
+    threshold: float | None = None
+    per_attack_threshold: dict[str, float] = field(default_factory=dict)
+    gate_metric: str = "accuracy"
+    gate_rule: str = "bound"
+    alpha: float = 0.05
+    attacks: tuple[str, ...] = ATTACK_IDS
+    combine: tuple[str, ...] = COMBINE_OPERATIONS
+    seed: int = 0
+    steps: int = 25
+    guidance: float | None = None
+    generations: int = 1
+    device: str = "auto"
+    batch_size: int = 16
+    embedder: str = DEFAULT_EMBEDDER
+    folds: int = 5
+    cache_dir: str | None = None
+    json_report: str | None = None
+    max_samples: int | None = None
+    allow_pickle: bool = False
+
+    @property
+    def gate(self) -> GateRule:
+        return GateRule(self.gate_metric, self.threshold, self.per_attack_threshold, self.gate_rule, self.alpha,
+                        len(self.attacks))
+
+    def cache_root(self) -> Path:
+        from .testbed.build import default_cache_root
+
+        return Path(self.cache_dir) if self.cache_dir else default_cache_root()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _number(option: str, raw: str, kind=float, low: float | None = None, high: float | None = None):
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise MiaUsageError(f"{option}: {raw!r} is not a valid {kind.__name__}.") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise MiaUsageError(f"{option}: {value} is out of range [{low}, {high}].")
+    return value
+
+
+def _choices(option: str, raw: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    if raw.strip().lower() == "all":
+        return allowed
+    picked = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
+    unknown = [p for p in picked if p not in allowed]
+    if unknown or not picked:
+        raise MiaUsageError(f"{option}: unknown {', '.join(unknown) or 'empty value'}; choose from {', '.join(allowed)} or 'all'.")
+    return picked
+
+
+def parse_threshold(raw: str) -> tuple[float | None, dict[str, float]]:
+    """'0.6' or '0.6,II-P=0.7' or 'II-P=0.7': a default and per-attack thresholds."""
+    default, per_attack = None, {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, sep, value = part.rpartition("=")
+        if sep:
+            if name not in ATTACK_IDS:
+                raise MiaUsageError(f"--mia-threshold: unknown attack {name!r}; choose from {', '.join(ATTACK_IDS)}.")
+            per_attack[name] = _number("--mia-threshold", value, float, -1, 1)
+        else:
+            default = _number("--mia-threshold", value, float, -1, 1)
+    return default, per_attack
+
+
+def build_settings(raw: dict[str, str | None]) -> AuditSettings:
+    """raw: option name (without --mia-) → string value or None for unset."""
+    def get(name: str) -> str | None:
+        value = raw.get(name)
+        return None if value is None or str(value).strip() == "" else str(value).strip()
+
+    missing = [f"--mia-{n}" for n in ("members", "nonmembers") if get(n) is None]
+    if missing:
+        raise MiaUsageError(f"--mia-target needs {' and '.join(missing)}: image folders with metadata.jsonl.")
+    kw: dict = {"target": get("target"), "members": get("members"), "nonmembers": get("nonmembers")}
+    if get("threshold"):
+        kw["threshold"], kw["per_attack_threshold"] = parse_threshold(get("threshold"))
+    if get("gate-metric"):
+        kw["gate_metric"] = _choices("--mia-gate-metric", get("gate-metric").lower(), GATE_METRICS)[0]
+    if get("gate-rule"):
+        kw["gate_rule"] = _choices("--mia-gate-rule", get("gate-rule").lower(), RULES)[0]
+    if get("alpha"):
+        kw["alpha"] = _number("--mia-alpha", get("alpha"), float, 1e-6, 0.5)
+    if get("attacks"):
+        kw["attacks"] = _choices("--mia-attacks", get("attacks"), ATTACK_IDS)
+    if get("combine"):
+        kw["combine"] = _choices("--mia-combine", get("combine"), COMBINE_OPERATIONS)
+    for name, kind, low in (("seed", int, 0), ("steps", int, 1), ("generations", int, 1), ("batch-size", int, 1),
+                            ("folds", int, 2), ("max-samples", int, 1)):
+        if get(name):
+            kw[name.replace("-", "_")] = _number(f"--mia-{name}", get(name), kind, low)
+    if get("guidance"):
+        kw["guidance"] = _number("--mia-guidance", get("guidance"), float, 0)
+    for name, key in (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report")):
+        if get(name):
+            kw[key] = get(name)
+    kw["allow_pickle"] = str(raw.get("allow-pickle") or "").lower() in ("1", "true", "yes")
+    return AuditSettings(**kw)

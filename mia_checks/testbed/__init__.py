@@ -1,0 +1,8 @@
+"""The test bed: tiny text-to-image targets genuinely trained on real digits, built offline.
+
+`ensure_built()` builds what is missing into the cache; `python -m mia_checks.testbed` builds everything.
+"""
+
+from .build import ALIASES, ALL_ARTIFACTS, BUILDER_VERSION, ensure_built, testbed_root
+
+__all__ = ["ALIASES", "ALL_ARTIFACTS", "BUILDER_VERSION", "ensure_built", "testbed_root"]

@@ -1,0 +1,242 @@
+"""Build the test bed once into a cache directory keyed by the builder's version.
+
+Artifacts (each a folder under <cache>/testbed/v<BUILDER_VERSION>/):
+- data/<split>/         image folders with metadata.jsonl (members, nonmembers, shadow_*, null_train, public)
+- tokenizer/            the offline BPE CLIPTokenizer
+- vae/                  AutoencoderKL trained on the public split
+- clip/                 tiny open_clip model trained on the public split
+- sd-leaky, sd-mild, sd-null, sd-shadow, ldm-leaky, ldm-null   saved pipelines (safetensors)
+
+Independent artifacts train in two processes of one thread each (on 2 cores that beats one process of two
+threads); a file lock per artifact lets pytest-xdist workers and the demo share one build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+BUILDER_VERSION = "1"
+SEED = 0
+VAE_STEPS = 300
+CLIP_STEPS = 300
+TARGET_STEPS = 800  # memorises 32 members: black-box reconstruction AUC ≈ 1 from step 600 on
+MILD_STEPS = 60  # the same run, stopped early: white-box AUC ≈ 0.75, black-box attacks near chance
+
+# target name → (text encoder family, training split)
+TARGETS = {
+    "sd-leaky": ("sd", "members"),
+    "sd-null": ("sd", "null_train"),
+    "sd-shadow": ("sd", "shadow_members"),
+    "ldm-leaky": ("ldm", "members"),
+    "ldm-null": ("ldm", "null_train"),
+}
+EARLY_STOPS = {"sd-mild": ("sd-leaky", MILD_STEPS)}  # saved from the run of another target
+ALIASES = {"leaky": "sd-leaky", "mild": "sd-mild", "null": "sd-null", "shadow": "sd-shadow"}
+ALL_ARTIFACTS = ("data", "tokenizer", "vae", "clip", *TARGETS, *EARLY_STOPS)
+
+
+def default_cache_root() -> Path:
+    """$MIA_CHECKS_CACHE, else ~/.cache/mia-checks (XDG_CACHE_HOME honoured)."""
+    if os.environ.get("MIA_CHECKS_CACHE"):
+        return Path(os.environ["MIA_CHECKS_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mia-checks"
+
+
+def testbed_root(cache_root: Path | None = None) -> Path:
+    return (cache_root or default_cache_root()) / "testbed" / f"v{BUILDER_VERSION}"
+
+
+def _dependencies(name: str) -> tuple[str, ...]:
+    if name in ("tokenizer", "vae", "clip"):
+        return ("data",)
+    if name in TARGETS:
+        return ("tokenizer", "vae")
+    if name in EARLY_STOPS:
+        return (EARLY_STOPS[name][0],)
+    return ()
+
+
+def _load_split(root: Path, split: str):
+    """Images (uint8) and captions of a written split, in manifest order."""
+    import numpy as np
+    from PIL import Image
+
+    rows = [json.loads(line) for line in (root / "data" / split / "metadata.jsonl").read_text().splitlines()]
+    images = np.stack([np.asarray(Image.open(root / "data" / split / r["file_name"]).convert("RGB")) for r in rows])
+    return images, [r["text"] for r in rows]
+
+
+def _build_data(root: Path, out: Path) -> dict:
+    from .digits import write_splits
+
+    write_splits(out)
+    return {"splits": {p.name: sum(1 for _ in open(p / "metadata.jsonl")) for p in sorted(out.iterdir())}}
+
+
+def _build_tokenizer(root: Path, out: Path) -> dict:
+    from .tokenizer import build_tokenizer
+
+    captions = [c for split in ("public", "members", "nonmembers", "shadow_members", "shadow_nonmembers",
+                                "null_train") for c in _load_split(root, split)[1]]
+    return {"vocab_size": len(build_tokenizer(out, captions))}
+
+
+def _build_vae(root: Path, out: Path) -> dict:
+    from .train import train_vae
+
+    images, _ = _load_split(root, "public")
+    vae = train_vae(images, steps=VAE_STEPS, seed=SEED)
+    vae.save_pretrained(out, safe_serialization=True)
+    return {"steps": VAE_STEPS, "parameters": sum(p.numel() for p in vae.parameters())}
+
+
+def _build_clip(root: Path, out: Path) -> dict:
+    from .embedder import train_tiny_clip
+
+    images, captions = _load_split(root, "public")
+    train_tiny_clip(out, images, captions, steps=CLIP_STEPS, seed=SEED)
+    return {"steps": CLIP_STEPS}
+
+
+def _assemble_pipeline(family: str, tokenizer, vae, text_encoder, unet):
+    from .components import make_sample_scheduler
+
+    if family == "ldm":
+        from diffusers import LDMTextToImagePipeline
+
+        return LDMTextToImagePipeline(
+            vqvae=vae, bert=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=make_sample_scheduler()
+        )
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=make_sample_scheduler(),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+
+
+def _build_target(root: Path, out: Path, name: str) -> dict:
+    import torch
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTokenizer
+
+    from .components import make_clip_text_encoder, make_ldm_bert, make_unet
+    from .train import encode_latents, tokenize, train_denoiser
+
+    family, split = TARGETS[name]
+    tokenizer = CLIPTokenizer.from_pretrained(str(root / "tokenizer"))
+    vae = AutoencoderKL.from_pretrained(root / "vae")
+    images, captions = _load_split(root, split)
+    torch.manual_seed(SEED + 1)
+    unet = make_unet()
+    text_encoder = make_ldm_bert(tokenizer) if family == "ldm" else make_clip_text_encoder(tokenizer)
+    input_ids = tokenize(tokenizer, captions, max_length=77 if family == "ldm" else None)
+    pipe = _assemble_pipeline(family, tokenizer, vae, text_encoder, unet)
+    early = {n: steps for n, (source, steps) in EARLY_STOPS.items() if source == name}
+
+    def save_early(step: int) -> None:
+        for early_name, steps in early.items():
+            if step == steps:
+                tmp = out.parent / f"{early_name}.partial"
+                shutil.rmtree(tmp, ignore_errors=True)
+                pipe.save_pretrained(tmp, safe_serialization=True)
+                (tmp / "build.json").write_text(json.dumps({"steps": steps, "split": split, "family": family}))
+
+    train_denoiser(unet, text_encoder, encode_latents(vae, images), input_ids, TARGET_STEPS, seed=SEED + 2,
+                   on_step=save_early)
+    pipe.save_pretrained(out, safe_serialization=True)
+    return {"family": family, "split": split, "steps": TARGET_STEPS,
+            "unet_parameters": sum(p.numel() for p in unet.parameters()),
+            "text_encoder_parameters": sum(p.numel() for p in text_encoder.parameters())}
+
+
+def _build_one(root: str, name: str) -> tuple[str, float]:
+    """Build one artifact into <name>.partial, then rename: a folder that exists is complete."""
+    import torch
+
+    torch.set_num_threads(1)
+    root_path = Path(root)
+    out = root_path / f"{name}.partial"
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    if name == "data":
+        info = _build_data(root_path, out)
+    elif name == "tokenizer":
+        info = _build_tokenizer(root_path, out)
+    elif name == "vae":
+        info = _build_vae(root_path, out)
+    elif name == "clip":
+        info = _build_clip(root_path, out)
+    else:
+        info = _build_target(root_path, out, name)
+    seconds = time.perf_counter() - start
+    (out / "build.json").write_text(json.dumps({**info, "seconds": round(seconds, 1), "seed": SEED}, indent=2))
+    out.rename(root_path / name)
+    for early_name, (source, _) in EARLY_STOPS.items():
+        partial = root_path / f"{early_name}.partial"
+        if source == name and partial.exists():
+            partial.rename(root_path / early_name)
+    return name, seconds
+
+
+def _closure(names: Iterable[str]) -> list[str]:
+    """The artifacts needed for names, dependencies first."""
+    ordered: list[str] = []
+
+    def visit(n: str) -> None:
+        for dep in _dependencies(n):
+            visit(dep)
+        if n not in ordered:
+            ordered.append(n)
+
+    for n in names:
+        visit(ALIASES.get(n, n))
+    return ordered
+
+
+def ensure_built(names: Iterable[str] = ALL_ARTIFACTS, cache_root: Path | None = None, workers: int = 2,
+                 log=print) -> Path:
+    """Build whatever of `names` (and their dependencies) is missing; returns the test bed root."""
+    from filelock import FileLock
+
+    root = testbed_root(cache_root)
+    root.mkdir(parents=True, exist_ok=True)
+    needed = _closure(names)
+    with FileLock(str(root / ".build.lock")):
+        done = {n for n in needed if (root / n).is_dir()}
+        todo = [n for n in needed if n not in done]
+        if not todo:
+            return root
+        log(f"mia-checks: building test bed artifacts {', '.join(todo)} in {root}")
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            while todo:
+                ready = [n for n in todo if all(d in done for d in _dependencies(n))]
+                # An early stop is written by its source's run: build the source instead.
+                ready = [n for n in ready if n not in EARLY_STOPS]
+                if not ready:
+                    raise RuntimeError(f"cannot build {todo}: unmet dependencies")
+                for name, seconds in pool.map(_build_one, [str(root)] * len(ready), ready):
+                    log(f"mia-checks: built {name} in {seconds:.0f} s")
+                    done.add(name)
+                done |= {n for n in EARLY_STOPS if (root / n).is_dir()}
+                todo = [n for n in todo if n not in done]
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mia_checks.testbed", description=__doc__.splitlines()[0])
+    parser.add_argument("artifacts", nargs="*", default=list(ALL_ARTIFACTS), help=f"any of {', '.join(ALL_ARTIFACTS)}")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="default: $MIA_CHECKS_CACHE or ~/.cache/mia-checks")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    root = ensure_built(args.artifacts, args.cache_dir)
+    print(f"test bed ready in {root} ({time.perf_counter() - start:.0f} s)")
+    return 0

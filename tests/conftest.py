@@ -1,0 +1,35 @@
+"""Shared fixtures: the built test bed (built once into the cache, reused across runs) and helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mia_checks.testbed import ensure_built
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Path:
+    """Root of the built test bed; the first run builds it (about 7 minutes on 2 cores)."""
+    return ensure_built()
+
+
+@pytest.fixture(scope="session")
+def demo_args(testbed: Path, tmp_path_factory):
+    """Command-line args auditing a test-bed target on its members / non-members with the tiny CLIP."""
+    cache = tmp_path_factory.mktemp("generations")
+
+    def make(target: str = "sd-null", *extra: str) -> list[str]:
+        return [
+            f"--mia-target={testbed / target}",
+            f"--mia-members={testbed / 'data' / 'members'}",
+            f"--mia-nonmembers={testbed / 'data' / 'nonmembers'}",
+            f"--mia-embedder={testbed / 'clip'}",
+            "--mia-guidance=1",
+            f"--mia-cache-dir={cache}",
+            "-p", "no:cacheprovider",
+            *extra,
+        ]
+
+    return make

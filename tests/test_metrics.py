@@ -1,0 +1,89 @@
+"""Metrics against scikit-learn, scipy and closed forms; properties with hypothesis."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import binomtest
+from sklearn.metrics import roc_auc_score
+
+from mia_checks import metrics
+
+labels_and_scores = st.integers(2, 40).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.floats(0, 1, allow_nan=False), min_size=n, max_size=n),
+        st.lists(st.floats(0, 1, allow_nan=False), min_size=n, max_size=n),
+    )
+)
+
+
+@given(labels_and_scores)
+@settings(max_examples=50, deadline=None)
+def test_bootstrap_auc_point_matches_sklearn_and_interval_contains_a_plausible_range(pair):
+    pos, neg = pair
+    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    s = np.r_[pos, neg]
+    est = metrics.bootstrap_auc(y, s, n_resamples=200, seed=1)
+    assert est.value == pytest.approx(roc_auc_score(y, s))
+    assert 0 <= est.low <= est.high <= 1
+
+
+@given(st.integers(1, 200).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+@settings(max_examples=100, deadline=None)
+def test_clopper_pearson_matches_scipy_exact_interval(kn):
+    k, n = kn
+    low, high = metrics.clopper_pearson(k, n, 0.95)
+    ref = binomtest(k, n).proportion_ci(0.95, method="exact")
+    assert low == pytest.approx(ref.low, abs=1e-9)
+    assert high == pytest.approx(ref.high, abs=1e-9)
+    assert low <= k / n <= high
+
+
+def test_clopper_pearson_width_at_100_per_side_is_about_plus_minus_007():
+    # ATTACKS.md: with 100 per side a 95% interval on accuracy is about ±0.07.
+    low, high = metrics.clopper_pearson(100, 200)
+    assert 0.13 < high - low < 0.15
+
+
+def test_tpr_at_fpr_is_nan_when_non_member_count_cannot_measure_it():
+    y = np.r_[np.ones(50), np.zeros(50)]
+    s = np.linspace(1, 0, 100)  # every member scores above every non-member
+    assert math.isnan(metrics.tpr_at_fpr(y, s, 0.01))  # 1/50 > 0.01
+    assert metrics.tpr_at_fpr(y, s, 0.02) == 1.0
+
+
+def test_tpr_at_fpr_on_a_hand_computed_curve():
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])  # 10 non-members
+    s = np.array([0.9, 0.8, 0.3, 0.2, 0.85, 0.5, 0.4, 0.1, 0.1, 0.1, 0.0, 0.0, 0.0, 0.0])
+    # At FPR 0.1 (one false positive: 0.85) the best threshold flags 0.9, 0.85 → TPR 1/4 … then 0.8 → 2/4.
+    assert metrics.tpr_at_fpr(y, s, 0.1) == 0.5
+    assert metrics.tpr_at_fpr(y, s, 0.2) == 0.5  # two false positives buy nothing more here
+    assert math.isnan(metrics.tpr_at_fpr(y, s, 0.0999))  # below 1/10
+
+
+@given(st.integers(0, 50), st.integers(0, 50))
+@settings(max_examples=100, deadline=None)
+def test_epsilon_lower_bound_closed_form(fp, fn):
+    n = 50
+    eps = metrics.epsilon_lower_bound(fp, n, fn, n, alpha=0.05)
+    fpr_ub = metrics.clopper_pearson(fp, n, 0.95)[1]
+    fnr_ub = metrics.clopper_pearson(fn, n, 0.95)[1]
+    expected = max([0.0] + [math.log((1 - a) / b) for a, b in ((fnr_ub, fpr_ub), (fpr_ub, fnr_ub)) if 1 - a > 0])
+    assert eps == pytest.approx(expected)
+    assert eps >= 0
+
+
+def test_epsilon_is_zero_for_a_guessing_attack_and_grows_with_a_perfect_one():
+    assert metrics.epsilon_lower_bound(25, 50, 25, 50) == 0.0
+    perfect = metrics.epsilon_lower_bound(0, 1000, 0, 1000)
+    # Upper bound of FPR with 0/1000 at one-sided 2.5% is 1 - 0.025**(1/1000) ≈ 0.00368: ε ≈ ln(0.996/0.00368).
+    assert perfect == pytest.approx(math.log((1 - 0.003682) / 0.003682), rel=1e-3)
+
+
+def test_accuracy_and_advantage():
+    assert metrics.accuracy([1, 0, 1, 0], [1, 0, 0, 0]) == 0.75
+    assert metrics.advantage(0.75, 0.25) == 0.5

@@ -1,0 +1,163 @@
+"""The plugin as users meet it: pytest runs on generated projects (pytester)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+def test_help_shows_the_option_group(pytester: pytest.Pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["mia-checks: membership-inference privacy gate*", "*--mia-target=TARGET*",
+                                 "*--mia-gate-rule=RULE*", "*mia_threshold*"])
+
+
+def test_inactive_plugin_imports_no_torch(pytester: pytest.Pytester):
+    pytester.makeconftest("""
+        import sys
+        def pytest_sessionfinish(session):
+            open("modules.txt", "w").write("torch" if "torch" in sys.modules else "none")
+    """)
+    pytester.makepyfile("def test_nothing():\n    assert True\n")
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+    assert (pytester.path / "modules.txt").read_text() == "none"
+
+
+def test_leaky_target_fails_with_a_message_naming_attack_value_threshold_and_rule(pytester, demo_args):
+    result = pytester.runpytest(*demo_args("sd-leaky"), "--mia-json=report.json")
+    result.assert_outcomes(failed=1, passed=5)
+    result.stdout.fnmatch_lines([
+        "*II-P (reconstruction): accuracy = 0.9*lower bound*exceeds the threshold 0.550*rule: 99.2% one-sided*",
+        "*mia-checks privacy report*",
+        "target: *sd-leaky (diffusers)",
+        "*attack*accuracy*AUC*TPR@1%FPR*advantage*ε lower bd*threshold*verdict*",
+        "II-P *FAIL",
+        "FAILED mia-checks::test_attack[[]II-P[]]*",
+    ])
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert [r["attack"] for r in report["results"]] == ["I-P", "I-S", "II-P", "II-S", "III", "IV"]
+    assert report["members"]["n"] == report["nonmembers"]["n"] == 32
+    assert len(report["checkpoint_sha256"]) == 64 and report["versions"]["torch"]
+    ii_p = report["results"][2]
+    assert ii_p["verdict"]["leaks"] and ii_p["auc"]["value"] > 0.9 and ii_p["tpr_at_1pct_fpr"] is None
+    assert len(ii_p["scores"]) == 64 and ii_p["protocol"] == "partial-knowledge"
+
+
+def test_null_target_passes(pytester, demo_args):
+    result = pytester.runpytest(*demo_args("sd-null"))
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*mia-checks privacy report*", "gate: 99.2% one-sided lower bound*"])
+
+
+def test_mild_target_is_audited_and_reported(pytester, demo_args):
+    result = pytester.runpytest(*demo_args("sd-mild"), "--mia-attacks=II-P,IV", "--mia-gate-rule=point")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 2
+    result.stdout.fnmatch_lines(["gate: point estimate of accuracy > threshold", "II-P *", "IV *"])
+
+
+def test_stricter_thresholds_from_ini_and_command_line_wins(pytester, demo_args):
+    pytester.makeini("[pytest]\nmia_attacks = II-P\nmia_threshold = 0.99\n")
+    result = pytester.runpytest(*demo_args("sd-leaky"))
+    result.assert_outcomes(passed=1)  # accuracy 0.94 < 0.99
+    result = pytester.runpytest(*demo_args("sd-leaky"), "--mia-threshold=II-P=0.6")
+    result.assert_outcomes(failed=1)
+
+
+def test_users_write_their_own_tests_against_the_audit_fixture(pytester, demo_args):
+    pytester.makepyfile(test_mine="""
+        def test_reconstruction_auc_is_reported(mia_audit, mia_members, mia_settings):
+            result = mia_audit.result("II-P")
+            assert len(mia_members) == 32 and mia_settings.folds == 5
+            assert result.auc.value > 0.9   # the leaky target memorised its members
+
+        def test_stricter_limit_on_iv(mia_audit):
+            assert mia_audit.result("IV").auc.value < 0.5, "IV leaks beyond our own stricter limit"
+    """)
+    result = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=II-P", "test_mine.py")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*IV leaks beyond our own stricter limit*"])
+
+
+def test_results_are_identical_under_xdist(pytester, demo_args):
+    serial = pytester.runpytest_subprocess(*demo_args("sd-leaky"), "--mia-json=serial.json")
+    parallel = pytester.runpytest_subprocess(*demo_args("sd-leaky"), "-n", "2", "--mia-json=parallel.json")
+    parallel.assert_outcomes(failed=1, passed=5)
+    parallel.stdout.fnmatch_lines(["*mia-checks privacy report*", "II-P *FAIL*"])
+    a, b = (json.loads((pytester.path / f).read_text()) for f in ("serial.json", "parallel.json"))
+    assert a["results"] == b["results"]
+    assert serial.ret == parallel.ret
+
+
+def test_junit_xml_carries_per_attack_properties(pytester, demo_args):
+    pytester.runpytest(*demo_args("sd-null"), "--mia-attacks=II-P", "--junitxml=junit.xml")
+    xml = (pytester.path / "junit.xml").read_text()
+    assert 'name="mia.accuracy"' in xml and 'name="mia.verdict" value="pass"' in xml
+
+
+def _bad(pytester, demo_args, *override: str):
+    args = [a for a in demo_args("sd-null") if not any(a.startswith(o.split("=")[0] + "=") for o in override)]
+    return pytester.runpytest(*args, *override)
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ("--mia-target=/no/such/checkpoint", "*--mia-target: /no/such/checkpoint does not exist*"),
+        ("--mia-members=/no/such/folder", "*--mia-members: /no/such/folder does not exist*"),
+        ("--mia-attacks=I-P,V", "*--mia-attacks: unknown V; choose from I-P, I-S, II-P, II-S, III, IV*"),
+        ("--mia-gate-metric=f1", "*--mia-gate-metric: unknown f1*"),
+        ("--mia-folds=1", "*--mia-folds: 1 is out of range*"),
+        ("--mia-threshold=II-Q=0.5", "*--mia-threshold: unknown attack 'II-Q'*"),
+    ],
+)
+def test_bad_options_are_usage_errors(pytester, demo_args, option, message):
+    result = _bad(pytester, demo_args, option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message.lstrip('*')}"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_folder_that_is_not_a_pipeline(pytester, demo_args, testbed):
+    result = _bad(pytester, demo_args, f"--mia-target={testbed / 'data'}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --mia-target: * is not a diffusers pipeline folder (no model_index.json)*"])
+
+
+def test_pickle_only_checkpoint_is_refused_unless_opted_in(pytester, demo_args, testbed):
+    import torch
+    from safetensors.torch import load_file
+
+    target = pytester.path / "pickled"
+    shutil.copytree(testbed / "sd-null", target)
+    unet = target / "unet" / "diffusion_pytorch_model.safetensors"
+    torch.save(load_file(unet), target / "unet" / "diffusion_pytorch_model.bin")
+    unet.unlink()
+    result = _bad(pytester, demo_args, f"--mia-target={target}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --mia-target: */unet holds only pickle-based weights*--mia-allow-pickle*"])
+    opted_in = _bad(pytester, demo_args, f"--mia-target={target}", "--mia-allow-pickle", "--mia-attacks=II-P")
+    opted_in.assert_outcomes(passed=1)
+
+
+def test_members_and_nonmembers_sharing_images(pytester, demo_args, testbed):
+    result = _bad(pytester, demo_args, f"--mia-nonmembers={testbed / 'data' / 'members'}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --mia-members and --mia-nonmembers share 32 image(s)*"])
+
+
+def test_blank_generations_are_an_error_not_a_pass(pytester, demo_args):
+    pytester.makepyfile(blank_model="""
+        import numpy as np
+        def generate(prompts, seeds):
+            return [np.zeros((32, 32, 3), np.uint8) for _ in prompts]
+    """)
+    result = _bad(pytester, demo_args, "--mia-target=blank_model:generate", "--mia-attacks=II-P,III",
+                  "-p", "no:randomly")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*II-P: cannot measure: the target generated a blank (constant) image*"])
+    assert result.ret != 0

@@ -1,0 +1,111 @@
+"""The test bed: real data, offline components, deterministic builds, and proof that membership is real."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mia_checks import metrics
+from mia_checks.data import load_reference_set
+from mia_checks.testbed.digits import SPLIT_SIZES, load_digit_dataset, split_indices
+from mia_checks.whitebox import denoising_errors
+
+
+def test_splits_are_disjoint_stratified_and_captions_mostly_unique():
+    digits = load_digit_dataset()
+    splits = split_indices(digits.labels)
+    seen: set[int] = set()
+    for name, idx in splits.items():
+        assert not seen & set(idx.tolist()), name
+        seen |= set(idx.tolist())
+    assert len(seen) == len(digits.labels) == 1797
+    for name, size in SPLIT_SIZES.items():
+        assert len(splits[name]) == size
+        assert len(np.unique(digits.labels[splits[name]])) == 10  # every class present
+        captions = [digits.captions[i] for i in splits[name]]
+        assert len(set(captions)) >= 0.8 * size, name
+    assert digits.images.shape == (1797, 32, 32, 3) and digits.images.dtype == np.uint8
+
+
+def test_split_folders_use_diffusers_training_format(testbed: Path):
+    row = json.loads((testbed / "data" / "members" / "metadata.jsonl").read_text().splitlines()[0])
+    assert set(row) == {"file_name", "text"} and row["text"].startswith("a handwritten")
+    members = load_reference_set(testbed / "data" / "members", "members", "--mia-members")
+    assert len(members) == SPLIT_SIZES["members"] and members.images[0].shape == (32, 32, 3)
+
+
+def test_tokenizer_loads_with_clip_tokenizer_from_pretrained(testbed: Path):
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer.from_pretrained(str(testbed / "tokenizer"))
+    vocab = json.loads((testbed / "tokenizer" / "vocab.json").read_text())
+    assert len(tokenizer) == len(vocab) > 100
+    ids = tokenizer("a handwritten seven, heavy ink").input_ids
+    assert tokenizer.decode(ids, skip_special_tokens=True).replace(" ,", ",") == "a handwritten seven, heavy ink"
+
+
+def test_same_seed_gives_identical_weights():
+    from mia_checks.testbed.train import train_vae
+
+    images = load_digit_dataset().images[:64]
+    torch.set_num_threads(1)
+    a, b = (train_vae(images, steps=3, seed=5, batch_size=8) for _ in range(2))
+    c = train_vae(images, steps=3, seed=6, batch_size=8)
+    for (name, pa), pb, pc in zip(a.state_dict().items(), b.state_dict().values(), c.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    assert any(not torch.equal(pa, pc) for pa, pc in zip(a.state_dict().values(), c.state_dict().values()))
+
+
+@pytest.mark.parametrize("target", ["sd-leaky", "sd-mild", "sd-null", "sd-shadow", "ldm-leaky", "ldm-null"])
+def test_targets_are_safetensors_pipelines_that_load_with_from_pretrained(testbed: Path, target: str):
+    from diffusers import DiffusionPipeline
+
+    folder = testbed / target
+    assert list(folder.rglob("*.safetensors")) and not list(folder.rglob("*.bin"))
+    pipe = DiffusionPipeline.from_pretrained(folder, use_safetensors=True)
+    assert sum(p.numel() for p in pipe.unet.parameters()) == pytest.approx(1e6, rel=0.2)
+
+
+def test_tiny_clip_loads_through_the_users_open_clip_path_and_matches_captions(testbed: Path):
+    from mia_checks.embedders import load_embedder
+
+    embedder = load_embedder(str(testbed / "clip"))  # the same code path as local-dir:/hf-hub CLIPs
+    members = load_reference_set(testbed / "data" / "members", "members", "--mia-members")
+    img = embedder.embed_images(list(members.images))
+    txt = embedder.embed_texts(list(members.captions))
+    assert np.allclose(np.linalg.norm(img, axis=1), 1, atol=1e-4)
+    sims = img @ txt.T
+    # Trained contrastively: an image is closer to its own caption than to the average other caption.
+    assert np.mean(np.diag(sims)) > np.mean(sims) + 0.1
+
+
+def _whitebox_auc(testbed: Path, target: str) -> metrics.Estimate:
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(testbed / target, use_safetensors=True)
+    sets = [load_reference_set(testbed / "data" / s, s, s) for s in ("members", "nonmembers")]
+    images = np.stack([im for s in sets for im in s.images])
+    captions = [c for s in sets for c in s.captions]
+    errors = denoising_errors(pipe, images, captions)
+    labels = np.r_[np.ones(len(sets[0])), np.zeros(len(sets[1]))]
+    return metrics.bootstrap_auc(labels, -errors, confidence=0.9, seed=0)
+
+
+@pytest.mark.parametrize("target", ["sd-leaky", "ldm-leaky"])
+def test_leaky_targets_memorised_their_members(testbed: Path, target: str):
+    assert _whitebox_auc(testbed, target).value >= 0.8
+
+
+def test_mild_target_leaks_above_chance(testbed: Path):
+    auc = _whitebox_auc(testbed, "sd-mild")
+    assert auc.low > 0.5, auc  # one-sided 95%: a false alarm rate of 5% if mild did not leak
+    assert auc.value < _whitebox_auc(testbed, "sd-leaky").value
+
+
+@pytest.mark.parametrize("target", ["sd-null", "ldm-null", "sd-shadow"])
+def test_models_that_never_saw_either_set_are_at_chance(testbed: Path, target: str):
+    assert abs(_whitebox_auc(testbed, target).value - 0.5) <= 0.15
