@@ -24,6 +24,9 @@ import numpy as np
 from .errors import MiaUsageError
 
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+# Pipelines whose sampler takes one generator for the whole batch: they generate one prompt per call, so
+# that each image depends only on its own seed.
+SINGLE_GENERATOR_PIPELINES = {"AmusedPipeline"}
 
 
 def hash_folder(folder: Path) -> str:
@@ -122,11 +125,17 @@ def load_diffusers_target(folder: Path, settings: GenerationSettings, allow_pick
     if "output_type" in params:
         extra["output_type"] = "np"
 
-    def generate(prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
+    def call(prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
         generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
         with torch.no_grad():
-            out = pipeline(prompt=list(prompts), num_inference_steps=settings.steps, generator=generators, **extra)
+            out = pipeline(prompt=list(prompts), num_inference_steps=settings.steps,
+                           generator=generators if len(generators) > 1 else generators[0], **extra)
         return _to_uint8(out.images)
+
+    def generate(prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
+        if type(pipeline).__name__ in SINGLE_GENERATOR_PIPELINES:
+            return [image for p, s in zip(prompts, seeds) for image in call([p], [s])]
+        return call(prompts, seeds)
 
     return Target(str(folder), f"diffusers:{type(pipeline).__name__}", hash_folder(folder), generate)
 

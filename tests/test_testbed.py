@@ -48,6 +48,16 @@ def test_tokenizer_loads_with_clip_tokenizer_from_pretrained(testbed: Path):
     assert tokenizer.decode(ids, skip_special_tokens=True).replace(" ,", ",") == "a handwritten seven, heavy ink"
 
 
+def test_tokenizer_build_is_reproducible(tmp_path):
+    from mia_checks.testbed.tokenizer import build_tokenizer
+
+    captions = load_digit_dataset().captions
+    for name in ("a", "b"):
+        build_tokenizer(tmp_path / name, captions)
+    for f in ("vocab.json", "merges.txt"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
 def test_same_seed_gives_identical_weights():
     from mia_checks.testbed.train import train_vae
 

@@ -4,8 +4,9 @@ Artifacts (each a folder under <cache>/testbed/v<BUILDER_VERSION>/):
 - data/<split>/         image folders with metadata.jsonl (members, nonmembers, shadow_*, null_train, public)
 - tokenizer/            the offline BPE CLIPTokenizer
 - vae/                  AutoencoderKL trained on the public split
+- vq/                   VQModel (64-code tokenizer of images) trained on the public split, for aMUSEd
 - clip/                 tiny open_clip model trained on the public split
-- sd-leaky, sd-mild, sd-null, sd-shadow, ldm-leaky, ldm-null   saved pipelines (safetensors)
+- sd-leaky, sd-mild, sd-null, sd-shadow, ldm-leaky, ldm-null, amused-leaky, amused-null: saved pipelines
 
 Independent artifacts train in two processes of one thread each (on 2 cores that beats one process of two
 threads); a file lock per artifact lets pytest-xdist workers and the demo share one build.
@@ -18,14 +19,15 @@ import os
 import shutil
 import time
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"
 SEED = 0
 VAE_STEPS = 300
 CLIP_STEPS = 300
 TARGET_STEPS = 800  # memorises 32 members: black-box reconstruction AUC ≈ 1 from step 600 on
+AMUSED_STEPS = 1500  # masked-token training memorises more slowly than denoising
 MILD_STEPS = 60  # the same run, stopped early: white-box AUC ≈ 0.75, black-box attacks near chance
 
 # target name → (text encoder family, training split)
@@ -35,10 +37,15 @@ TARGETS = {
     "sd-shadow": ("sd", "shadow_members"),
     "ldm-leaky": ("ldm", "members"),
     "ldm-null": ("ldm", "null_train"),
+    "amused-leaky": ("amused", "members"),
+    "amused-null": ("amused", "null_train"),
 }
 EARLY_STOPS = {"sd-mild": ("sd-leaky", MILD_STEPS)}  # saved from the run of another target
+# Rough seconds on one core, to start the longest jobs first.
+COST = {"amused-leaky": 170, "amused-null": 170, "ldm-leaky": 150, "ldm-null": 150, "sd-leaky": 110,
+        "sd-null": 110, "sd-shadow": 110, "vae": 40, "vq": 40, "clip": 35}
 ALIASES = {"leaky": "sd-leaky", "mild": "sd-mild", "null": "sd-null", "shadow": "sd-shadow"}
-ALL_ARTIFACTS = ("data", "tokenizer", "vae", "clip", *TARGETS, *EARLY_STOPS)
+ALL_ARTIFACTS = ("data", "tokenizer", "vae", "vq", "clip", *TARGETS, *EARLY_STOPS)
 
 
 def default_cache_root() -> Path:
@@ -53,10 +60,10 @@ def testbed_root(cache_root: Path | None = None) -> Path:
 
 
 def _dependencies(name: str) -> tuple[str, ...]:
-    if name in ("tokenizer", "vae", "clip"):
+    if name in ("tokenizer", "vae", "vq", "clip"):
         return ("data",)
     if name in TARGETS:
-        return ("tokenizer", "vae")
+        return ("tokenizer", "vq" if TARGETS[name][0] == "amused" else "vae")
     if name in EARLY_STOPS:
         return (EARLY_STOPS[name][0],)
     return ()
@@ -94,6 +101,29 @@ def _build_vae(root: Path, out: Path) -> dict:
     vae = train_vae(images, steps=VAE_STEPS, seed=SEED)
     vae.save_pretrained(out, safe_serialization=True)
     return {"steps": VAE_STEPS, "parameters": sum(p.numel() for p in vae.parameters())}
+
+
+def _build_vq(root: Path, out: Path) -> dict:
+    from .amused import train_vq
+
+    vq = train_vq(_load_split(root, "public")[0], steps=VAE_STEPS, seed=SEED)
+    vq.save_pretrained(out, safe_serialization=True)
+    return {"steps": VAE_STEPS, "parameters": sum(p.numel() for p in vq.parameters())}
+
+
+def _build_amused(root: Path, out: Path, name: str) -> dict:
+    from diffusers import VQModel
+    from transformers import CLIPTokenizer
+
+    from .amused import train_amused
+
+    split = TARGETS[name][1]
+    images, captions = _load_split(root, split)
+    pipe = train_amused(CLIPTokenizer.from_pretrained(str(root / "tokenizer")), VQModel.from_pretrained(root / "vq"),
+                        images, captions, AMUSED_STEPS, seed=SEED + 2)
+    pipe.save_pretrained(out, safe_serialization=True)
+    return {"family": "amused", "split": split, "steps": AMUSED_STEPS,
+            "transformer_parameters": sum(p.numel() for p in pipe.transformer.parameters())}
 
 
 def _build_clip(root: Path, out: Path) -> dict:
@@ -171,12 +201,17 @@ def _build_one(root: str, name: str) -> tuple[str, float]:
         info = _build_tokenizer(root_path, out)
     elif name == "vae":
         info = _build_vae(root_path, out)
+    elif name == "vq":
+        info = _build_vq(root_path, out)
     elif name == "clip":
         info = _build_clip(root_path, out)
+    elif TARGETS[name][0] == "amused":
+        info = _build_amused(root_path, out, name)
     else:
         info = _build_target(root_path, out, name)
     seconds = time.perf_counter() - start
     (out / "build.json").write_text(json.dumps({**info, "seconds": round(seconds, 1), "seed": SEED}, indent=2))
+    shutil.rmtree(root_path / name, ignore_errors=True)  # rebuilt to recover a lost early stop
     out.rename(root_path / name)
     for early_name, (source, _) in EARLY_STOPS.items():
         partial = root_path / f"{early_name}.partial"
@@ -214,18 +249,25 @@ def ensure_built(names: Iterable[str] = ALL_ARTIFACTS, cache_root: Path | None =
         if not todo:
             return root
         log(f"mia-checks: building test bed artifacts {', '.join(todo)} in {root}")
+        # An early stop is written by its source's run: only real jobs are submitted.
+        jobs = [n for n in todo if n not in EARLY_STOPS]
+        jobs += [source for n, (source, _) in EARLY_STOPS.items() if n in todo and source not in jobs]
+        running: dict = {}
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            while todo:
-                ready = [n for n in todo if all(d in done for d in _dependencies(n))]
-                # An early stop is written by its source's run: build the source instead.
-                ready = [n for n in ready if n not in EARLY_STOPS]
-                if not ready:
-                    raise RuntimeError(f"cannot build {todo}: unmet dependencies")
-                for name, seconds in pool.map(_build_one, [str(root)] * len(ready), ready):
+            while jobs or running:
+                ready = [n for n in jobs if all(d in done for d in _dependencies(n) if d not in EARLY_STOPS)]
+                for name in sorted(ready, key=lambda n: -COST.get(n, 1))[: workers - len(running)]:
+                    running[pool.submit(_build_one, str(root), name)] = name
+                    jobs.remove(name)
+                if not running:
+                    raise RuntimeError(f"cannot build {jobs}: unmet dependencies")
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    name, seconds = future.result()
+                    del running[future]
                     log(f"mia-checks: built {name} in {seconds:.0f} s")
                     done.add(name)
-                done |= {n for n in EARLY_STOPS if (root / n).is_dir()}
-                todo = [n for n in todo if n not in done]
+                    done |= {n for n, (source, _) in EARLY_STOPS.items() if source == name}
     return root
 
 

@@ -31,13 +31,11 @@ def build_tokenizer(folder: Path, corpus: list[str], vocab_size: int = 400):
         show_progress=False,
     )
     tokenizer.train_from_iterator(sorted(corpus), trainer=trainer)
-    model = json.loads(tokenizer.to_str())["model"]
-    vocab: dict[str, int] = dict(model["vocab"])
-    # CLIP's tokenizer needs every character both inside a word and at a word's end.
-    for ch in alphabet:
-        for piece in (ch, ch + "</w>"):
-            vocab.setdefault(piece, len(vocab))
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in json.loads(tokenizer.to_str())["model"]["merges"]]
+    # The trainer's token ids vary from run to run; the merges do not. Lay the vocabulary out as CLIP's is:
+    # special tokens, every character inside a word and at a word's end, then one token per merge in order.
+    pieces = [BOS, EOS] + [p for ch in alphabet for p in (ch, ch + "</w>")] + [m.replace(" ", "") for m in merges]
+    vocab = {piece: i for i, piece in enumerate(dict.fromkeys(pieces))}
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps(vocab, sort_keys=True), encoding="utf-8")
