@@ -27,7 +27,7 @@ def main() -> None:
     from diffusers import DiffusionPipeline
 
     from mia_checks.audit import Audit
-    from mia_checks.generation import seeds_for
+    from mia_checks.generation import query_seed
     from mia_checks.settings import build_settings
     from mia_checks.testbed import ensure_built
 
@@ -57,7 +57,7 @@ def main() -> None:
             pipe = DiffusionPipeline.from_pretrained(root / args.target)
             pipe.set_progress_bar_config(disable=True)
             audit = Audit(settings, progress=False)
-            jobs = [(c, s) for c in audit.captions for s in seeds_for(settings.seed, settings.generations)]
+            jobs = [(c, query_seed(settings.seed, k, c)) for c in audit.captions for k in range(settings.generations)]
             for start in range(0, len(jobs), args.batch_size):
                 batch = jobs[start : start + args.batch_size]
                 pipe([c for c, _ in batch], num_inference_steps=args.steps, guidance_scale=1.0, output_type="np",

@@ -18,11 +18,12 @@ from mia_checks.settings import build_settings
 from mia_checks.testbed import ensure_built
 
 
-def run(target: str, seed: int, root, cache: str, rule: str) -> tuple[bool, dict[str, float]]:
+def run(target: str, seed: int, root, cache: str, rule: str, generations: int) -> tuple[bool, dict[str, float]]:
     settings = build_settings({
         "target": str(root / target), "members": str(root / "data" / "members"),
         "nonmembers": str(root / "data" / "nonmembers"), "embedder": str(root / "clip"),
         "guidance": "1", "seed": str(seed), "cache-dir": cache, "gate-rule": rule,
+        "generations": None if generations is None else str(generations),
     })
     audit = Audit(settings, progress=False)
     verdicts = {a: audit.verdict(a) for a in settings.attacks}
@@ -33,13 +34,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--rule", default="bound", choices=["bound", "point"])
+    parser.add_argument("--generations", type=int, default=None, help="default: the plugin's")
     args = parser.parse_args()
     root = ensure_built(["data", "clip", "sd-null", "sd-leaky"])
     with tempfile.TemporaryDirectory() as cache:
         for target in ("sd-null", "sd-leaky"):
             start, passes, worst = time.perf_counter(), 0, []
             for seed in range(args.seeds):
-                passed, values = run(target, seed, root, cache, args.rule)
+                passed, values = run(target, seed, root, cache, args.rule, args.generations)
                 passes += passed
                 worst.append(max(values.values()))
                 print(f"{target} seed {seed:2d}: {'pass' if passed else 'FAIL'}  max accuracy {worst[-1]:.3f}", flush=True)

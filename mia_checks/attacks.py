@@ -180,3 +180,15 @@ ATTACKS: dict[str, Attack] = {
     )
 }
 ATTACK_IDS = tuple(ATTACKS)
+
+
+def query_only(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
+    """What an attack sees without the model: E_img(x) and coarse pixels of x (8×8 grey)."""
+    n, h, w, _ = f.query_pixels.shape
+    grey = f.query_pixels.mean(-1)
+    coarse = grey[:, : h - h % 8, : w - w % 8].reshape(n, 8, h // 8, 8, w // 8).mean((2, 4)).reshape(n, 64)
+    return np.hstack([f.query_embeddings, coarse, grey.mean((1, 2))[:, None], grey.std((1, 2))[:, None]])
+
+
+# The distribution-shift guard: if this beats chance, members and non-members differ without any model.
+BASELINE = Attack("baseline", "no model", query_only, _mlp)

@@ -6,23 +6,33 @@ the generation cache, features are shared by all attacks, and each attack's resu
 
 from __future__ import annotations
 
+import json
 import platform
+from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata
 
 import numpy as np
 
-from .attacks import ATTACKS
+from .attacks import ATTACKS, BASELINE
 from .data import ReferenceSet, balance, check_disjoint, load_reference_set
 from .features import QueryFeatures, compute_features
 from .gate import Verdict, decide
-from .generation import GenerationCache, seeds_for
+from .generation import GenerationCache
 from .protocol import cross_validate
 from .results import AttackResult, evaluate
 from .settings import AuditSettings
 from .targets import GenerationSettings, Target, check_target_spec, load_target, resolve_device
 
 PROTOCOL = "partial-knowledge"
+
+
+@dataclass(frozen=True)
+class DistributionShift:
+    shifted: bool
+    p_value: float
+    baseline_accuracy: float
+    message: str
 
 
 def load_reference_sets(settings: AuditSettings) -> tuple[ReferenceSet, ReferenceSet]:
@@ -66,7 +76,7 @@ class Audit:
         g = self.generation_settings
         cache = GenerationCache(self.settings.cache_root(), self.target,
                                 {"steps": g.steps, "guidance": g.guidance, "device": g.device.split(":")[0]})
-        return cache.generate(self.captions, seeds_for(self.settings.seed, self.settings.generations),
+        return cache.generate(self.captions, self.settings.seed, self.settings.generations,
                               self.settings.batch_size, self.progress)
 
     @cached_property
@@ -78,8 +88,9 @@ class Audit:
         return compute_features(self.labels, queries, self.captions, self.generated, embedder)
 
     def result(self, attack_id: str) -> AttackResult:
+        """An attack's result; "baseline" is the no-model attack of the distribution-shift guard."""
         if attack_id not in self._results:
-            attack = ATTACKS[attack_id]
+            attack = BASELINE if attack_id == BASELINE.id else ATTACKS[attack_id]
             x = attack.features(self.features, self.settings.combine)
             oof = cross_validate(attack.model, x, self.labels, self.settings.folds, self.settings.seed)
             self._results[attack_id] = evaluate(attack.id, attack.intuition, PROTOCOL, oof, seed=self.settings.seed)
@@ -88,16 +99,40 @@ class Audit:
     def verdict(self, attack_id: str) -> Verdict:
         return decide(self.result(attack_id), self.settings.gate, self.settings.seed)
 
+    def distribution_shift(self) -> DistributionShift:
+        """Does the no-model baseline separate members from non-members? One-sided Clopper–Pearson test of
+        its accuracy > ½ at level alpha: a false alarm rate of alpha on sets from one distribution."""
+        from scipy.stats import binomtest
+
+        result = self.result(BASELINE.id)
+        n = result.members + result.nonmembers
+        correct = round(result.accuracy.value * n)
+        p_value = binomtest(correct, n, 0.5, alternative="greater").pvalue
+        p_value = float(p_value)
+        shifted = bool(p_value < self.settings.alpha)
+        message = (
+            f"no-model baseline (query images alone, no generation) accuracy {result.accuracy.format()}, "
+            f"p = {p_value:.3g}: "
+            + ("members and non-members differ in distribution; every verdict of this run is unreliable. "
+               "Draw non-members from the same distribution as the training data."
+               if shifted else "no evidence of a distribution shift")
+        )
+        return DistributionShift(shifted, p_value, result.accuracy.value, message)
+
     def header(self) -> dict:
         """What the report says about this run, without generating anything."""
         from .targets import hash_folder, is_callable_spec
         from pathlib import Path
 
         spec = self.settings.target
-        checkpoint = None if is_callable_spec(spec) else hash_folder(Path(spec))
+        if is_callable_spec(spec):
+            kind, checkpoint = "callable", None
+        else:
+            model_index = json.loads((Path(spec) / "model_index.json").read_text())
+            kind, checkpoint = f"diffusers:{model_index['_class_name']}", hash_folder(Path(spec))
         return {
             "target": spec,
-            "target_kind": "callable" if is_callable_spec(spec) else "diffusers",
+            "target_kind": kind,
             "checkpoint_sha256": checkpoint,
             "members": {"path": self.settings.members, "n": len(self.members), "sha256": self.members.digest},
             "nonmembers": {"path": self.settings.nonmembers, "n": len(self.nonmembers), "sha256": self.nonmembers.digest},

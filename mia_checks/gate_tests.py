@@ -5,6 +5,7 @@ one whose metric cannot be measured errors (in its fixture), never passes."""
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
@@ -24,15 +25,28 @@ def mia_verdict(request: pytest.FixtureRequest, mia_audit):
     from mia_checks.generation import GenerationError
 
     try:
-        return mia_audit.result(request.param), mia_audit.verdict(request.param)
+        result, verdict = mia_audit.result(request.param), mia_audit.verdict(request.param)
+        shift = None if mia_audit.settings.shift_check == "off" else mia_audit.distribution_shift()
     except (UnmeasurableError, GenerationError, FloatingPointError) as exc:
         pytest.fail(f"{request.param}: cannot measure: {exc}", pytrace=False)
+    if shift is not None and shift.shifted:
+        if mia_audit.settings.shift_check == "error":
+            pytest.fail(f"distribution shift: {shift.message}", pytrace=False)
+        warnings.warn(DistributionShiftWarning(shift.message), stacklevel=1)
+    return result, verdict, shift
+
+
+class DistributionShiftWarning(UserWarning):
+    """Members and non-members differ without any model: verdicts are unreliable."""
 
 
 @pytest.mark.mia
 def test_attack(mia_verdict, record_property) -> None:
-    result, verdict = mia_verdict
+    result, verdict, shift = mia_verdict
     record = result.to_dict()
+    record["distribution_shift"] = None if shift is None else {
+        "shifted": shift.shifted, "p_value": shift.p_value, "baseline_accuracy": shift.baseline_accuracy,
+        "message": shift.message}
     record["verdict"] = {"leaks": verdict.leaks, "label": verdict.label, "value": verdict.value,
                          "statistic": verdict.statistic, "threshold": verdict.threshold, "message": verdict.message}
     for key in ("accuracy", "auc", "advantage"):

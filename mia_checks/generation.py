@@ -20,9 +20,11 @@ class GenerationError(RuntimeError):
     """The target's output cannot be measured (NaN, blank or malformed images)."""
 
 
-def seeds_for(seed: int, generations: int) -> list[int]:
-    """The k-th generation of every query uses seed·1000 + k: common noise across queries."""
-    return [seed * 1000 + k for k in range(generations)]
+def query_seed(seed: int, k: int, caption: str) -> int:
+    """Seed of the k-th generation for a caption: independent across queries, so that one unlucky noise
+    draw cannot degrade every query of a run at once; a 31-bit int from sha256(seed, k, caption)."""
+    digest = hashlib.sha256(f"{seed}\0{k}\0{caption}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 class GenerationCache:
@@ -36,20 +38,19 @@ class GenerationCache:
         digest = hashlib.sha256(f"{seed}\0{caption}".encode()).hexdigest()[:40]
         return self.folder / digest[:2] / f"{digest}.png"
 
-    def missing(self, captions: list[str], seeds: list[int]) -> list[tuple[str, int]]:
-        wanted = dict.fromkeys((c, s) for c in captions for s in seeds)  # unique, in order
-        return [(c, s) for c, s in wanted if not self.path(c, s).is_file()]
-
-    def generate(self, captions: list[str], seeds: list[int], batch_size: int, progress: bool = True) -> np.ndarray:
-        """Images for every caption × seed, shape (n_captions, n_seeds, H, W, 3) uint8."""
+    def generate(self, captions: list[str], seed: int, generations: int, batch_size: int,
+                 progress: bool = True) -> np.ndarray:
+        """`generations` images per caption, shape (n_captions, generations, H, W, 3) uint8."""
         from filelock import FileLock
         from PIL import Image
         from tqdm.auto import tqdm
 
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "settings.json").write_text(json.dumps(self.settings, sort_keys=True, indent=2))
+        keys = [[(c, query_seed(seed, k, c)) for k in range(generations)] for c in captions]
         with FileLock(str(self.folder / ".lock")):
-            todo = self.missing(captions, seeds)
+            wanted = dict.fromkeys(key for row in keys for key in row)  # unique, in order
+            todo = [key for key in wanted if not self.path(*key).is_file()]
             bar = tqdm(total=len(todo), desc="mia-checks: generating", unit="img", disable=not progress or not todo)
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]
@@ -63,7 +64,7 @@ class GenerationCache:
                     tmp.replace(path)
                 bar.update(len(batch))
             bar.close()
-        return np.stack([[_read(self.path(c, s)) for s in seeds] for c in captions])
+        return np.stack([[_read(self.path(*key)) for key in row] for row in keys])
 
 
 def _read(path: Path) -> np.ndarray:

@@ -29,7 +29,7 @@ OPTIONS: tuple[tuple[str, str], ...] = (
     ("seed", "seed of generation, folds and attack models (default 0)"),
     ("steps", "denoising steps per generation (default 25)"),
     ("guidance", "classifier-free guidance scale (default: the pipeline's own)"),
-    ("generations", "generations per query, K (default 1)"),
+    ("generations", "generations per query, K (default 2): distances take the best of K"),
     ("device", "auto (default), cpu, cuda, cuda:1 …"),
     ("batch-size", "prompts per generation batch (default 16)"),
     ("embedder", "open_clip model for semantic attacks: MODEL:TAG (default ViT-B-32:openai), hf-hub:org/repo, "
@@ -38,6 +38,8 @@ OPTIONS: tuple[tuple[str, str], ...] = (
     ("cache-dir", "where generations are cached (default $MIA_CHECKS_CACHE or ~/.cache/mia-checks)"),
     ("json", "write the JSON report to this path"),
     ("max-samples", "use at most this many images per reference set (seeded sample)"),
+    ("shift-check", "distribution-shift guard, a no-model attack on the query images alone: warn (default), "
+                    "error (every attack test errors when it beats chance), off"),
 )
 FLAGS = (("allow-pickle", "allow pickle-based checkpoints (they can run code when loaded: trusted files only)"),)
 
@@ -202,11 +204,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     mia = _session(config)
     if mia is None or not (mia.records or mia.errors):
         return
-    from .report import format_header, format_table
+    from .report import format_header, format_shift, format_table
 
     tr = terminalreporter
     tr.write_sep("=", "mia-checks privacy report")
     tr.write_line(format_header(_header(mia)))
+    shift = format_shift(_ordered(mia))
+    if shift:
+        tr.write_line(shift, red=shift.startswith("WARNING"), bold=shift.startswith("WARNING"))
     if mia.records:
         tr.write_line("")
         tr.write_line(format_table(_ordered(mia)))

@@ -31,6 +31,14 @@ def format_header(header: dict) -> str:
     ])
 
 
+def format_shift(records: list[dict]) -> str | None:
+    """The distribution-shift guard's line (the same in every record of a run)."""
+    shift = next((r["distribution_shift"] for r in records if r.get("distribution_shift")), None)
+    if shift is None:
+        return None
+    return ("WARNING: distribution shift: " if shift["shifted"] else "distribution shift check: ") + shift["message"]
+
+
 def format_table(records: list[dict]) -> str:
     from tabulate import tabulate
 

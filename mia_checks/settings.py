@@ -10,6 +10,8 @@ from .embedders import DEFAULT_EMBEDDER
 from .errors import MiaUsageError
 from .gate import GATE_METRICS, RULES, GateRule
 
+SHIFT_CHECKS = ("warn", "error", "off")
+
 
 @dataclass(frozen=True)
 class AuditSettings:
@@ -26,7 +28,7 @@ class AuditSettings:
     seed: int = 0
     steps: int = 25
     guidance: float | None = None
-    generations: int = 1
+    generations: int = 2  # best of 2: one unlucky noise draw rarely hides a memorised image
     device: str = "auto"
     batch_size: int = 16
     embedder: str = DEFAULT_EMBEDDER
@@ -35,6 +37,7 @@ class AuditSettings:
     json_report: str | None = None
     max_samples: int | None = None
     allow_pickle: bool = False
+    shift_check: str = "warn"  # warn | error | off
 
     @property
     def gate(self) -> GateRule:
@@ -115,5 +118,7 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
     for name, key in (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report")):
         if get(name):
             kw[key] = get(name)
+    if get("shift-check"):
+        kw["shift_check"] = _choices("--mia-shift-check", get("shift-check").lower(), SHIFT_CHECKS)[0]
     kw["allow_pickle"] = str(raw.get("allow-pickle") or "").lower() in ("1", "true", "yes")
     return AuditSettings(**kw)

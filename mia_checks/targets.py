@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -99,45 +100,63 @@ def _to_uint8(images: Any) -> list[np.ndarray]:
     return out
 
 
-def load_diffusers_target(folder: Path, settings: GenerationSettings, allow_pickle: bool = False) -> Target:
-    import torch
-    from diffusers import DiffusionPipeline
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
+class DiffusersRunner:
+    """Calls a diffusers pipeline with per-image seeds; loads it on the first call only, so a run whose
+    images are all cached never loads the checkpoint."""
 
-    check_pipeline_folder(folder, allow_pickle)
-    # Loading bars would interleave with pytest's output; the generation bar is ours.
-    diffusers_logging.disable_progress_bar()
-    transformers_logging.disable_progress_bar()
-    device = resolve_device(settings.device)
-    dtype = torch.float16 if device.startswith("cuda") else torch.float32
-    pipeline = DiffusionPipeline.from_pretrained(folder, dtype=dtype, use_safetensors=None if allow_pickle else True)
-    pipeline.to(device)
-    pipeline.set_progress_bar_config(disable=True)
-    params = inspect.signature(pipeline.__call__).parameters
-    extra: dict[str, Any] = {}
-    if settings.guidance is not None:
-        extra["guidance_scale"] = settings.guidance
-    if type(pipeline).__name__ == "LDMTextToImagePipeline":
-        # LDM computes the latent size as height // 8 whatever its autoencoder's factor.
-        size = pipeline.unet.config.sample_size * 8
-        extra.update(height=size, width=size)
-    if "output_type" in params:
-        extra["output_type"] = "np"
+    def __init__(self, folder: Path, settings: GenerationSettings, allow_pickle: bool):
+        self.folder, self.settings, self.allow_pickle = folder, settings, allow_pickle
+        self.class_name = json.loads((folder / "model_index.json").read_text())["_class_name"]
+        self._pipeline = None
 
-    def call(prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
+    def _load(self):
+        import torch
+        from diffusers import DiffusionPipeline
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        # Loading bars would interleave with pytest's output; the generation bar is ours.
+        diffusers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()
+        device = resolve_device(self.settings.device)
+        dtype = torch.float16 if device.startswith("cuda") else torch.float32
+        pipeline = DiffusionPipeline.from_pretrained(
+            self.folder, dtype=dtype, use_safetensors=None if self.allow_pickle else True
+        )
+        pipeline.to(device)
+        pipeline.set_progress_bar_config(disable=True)
+        extra: dict[str, Any] = {}
+        if self.settings.guidance is not None:
+            extra["guidance_scale"] = self.settings.guidance
+        if self.class_name == "LDMTextToImagePipeline":
+            # LDM computes the latent size as height // 8 whatever its autoencoder's factor.
+            size = pipeline.unet.config.sample_size * 8
+            extra.update(height=size, width=size)
+        if "output_type" in inspect.signature(pipeline.__call__).parameters:
+            extra["output_type"] = "np"
+        self._pipeline, self._extra = pipeline, extra
+
+    def _call(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
+        import torch
+
         generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
         with torch.no_grad():
-            out = pipeline(prompt=list(prompts), num_inference_steps=settings.steps,
-                           generator=generators if len(generators) > 1 else generators[0], **extra)
+            out = self._pipeline(prompt=list(prompts), num_inference_steps=self.settings.steps,
+                                 generator=generators if len(generators) > 1 else generators[0], **self._extra)
         return _to_uint8(out.images)
 
-    def generate(prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
-        if type(pipeline).__name__ in SINGLE_GENERATOR_PIPELINES:
-            return [image for p, s in zip(prompts, seeds) for image in call([p], [s])]
-        return call(prompts, seeds)
+    def __call__(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
+        if self._pipeline is None:
+            self._load()
+        if self.class_name in SINGLE_GENERATOR_PIPELINES:
+            return [image for p, s in zip(prompts, seeds) for image in self._call([p], [s])]
+        return self._call(prompts, seeds)
 
-    return Target(str(folder), f"diffusers:{type(pipeline).__name__}", hash_folder(folder), generate)
+
+def load_diffusers_target(folder: Path, settings: GenerationSettings, allow_pickle: bool = False) -> Target:
+    check_pipeline_folder(folder, allow_pickle)
+    runner = DiffusersRunner(folder, settings, allow_pickle)
+    return Target(str(folder), f"diffusers:{runner.class_name}", hash_folder(folder), runner)
 
 
 def load_callable_target(spec: str) -> Target:

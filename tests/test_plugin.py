@@ -33,7 +33,8 @@ def test_leaky_target_fails_with_a_message_naming_attack_value_threshold_and_rul
     result.stdout.fnmatch_lines([
         "*II-P (reconstruction): accuracy = 0.9*lower bound*exceeds the threshold 0.550*rule: 99.2% one-sided*",
         "*mia-checks privacy report*",
-        "target: *sd-leaky (diffusers)",
+        "target: *sd-leaky (diffusers:StableDiffusionPipeline)",
+        "distribution shift check: no-model baseline*no evidence of a distribution shift",
         "*attack*accuracy*AUC*TPR@1%FPR*advantage*ε lower bd*threshold*verdict*",
         "II-P *FAIL",
         "FAILED mia-checks::test_attack[[]II-P[]]*",
@@ -161,3 +162,27 @@ def test_blank_generations_are_an_error_not_a_pass(pytester, demo_args):
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*II-P: cannot measure: the target generated a blank (constant) image*"])
     assert result.ret != 0
+
+
+@pytest.fixture
+def dimmed_nonmembers(testbed, tmp_path):
+    """Non-members from another distribution: the same digits with ink at 60% brightness."""
+    import numpy as np
+    from PIL import Image
+
+    source, folder = testbed / "data" / "nonmembers", tmp_path / "dimmed"
+    folder.mkdir()
+    shutil.copy(source / "metadata.jsonl", folder)
+    for png in source.glob("*.png"):
+        Image.fromarray((np.asarray(Image.open(png)) * 0.6).astype(np.uint8)).save(folder / png.name)
+    return folder
+
+
+def test_distribution_shift_warns_loudly_and_can_be_an_error(pytester, demo_args, dimmed_nonmembers):
+    shifted = f"--mia-nonmembers={dimmed_nonmembers}"
+    warned = _bad(pytester, demo_args, shifted, "--mia-attacks=III")
+    warned.stdout.fnmatch_lines(["*DistributionShiftWarning*members and non-members differ in distribution*",
+                                 "WARNING: distribution shift: no-model baseline*accuracy 0.9*"])
+    errored = _bad(pytester, demo_args, shifted, "--mia-attacks=II-P,III", "--mia-shift-check=error")
+    errored.assert_outcomes(errors=2)
+    errored.stdout.fnmatch_lines(["*distribution shift: no-model baseline*unreliable*"])
