@@ -10,22 +10,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .components import TEXT_WIDTH
+from .components import AUTOENCODER_BASE, TEXT_WIDTH
 from .train import to_model_range
 
 CODEBOOK = 64
 VQ_CONFIG = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=("DownEncoderBlock2D",) * 3,
-    up_block_types=("UpDecoderBlock2D",) * 3,
-    block_out_channels=(16, 32, 32),
-    layers_per_block=1,
+    AUTOENCODER_BASE,
     latent_channels=8,
     num_vq_embeddings=CODEBOOK,
     vq_embed_dim=8,
-    norm_num_groups=8,
-    sample_size=32,
     lookup_from_codebook=True,  # the pipeline decodes token ids
 )
 MICRO_ENCODE = 4

@@ -6,17 +6,18 @@ from __future__ import annotations
 LATENT_CHANNELS = 4
 TEXT_WIDTH = 32
 
-VAE_CONFIG = dict(
+# Encoder/decoder shared by the KL autoencoder and the VQ one: 32×32×3 ↔ 8×8 latents.
+AUTOENCODER_BASE = dict(
     in_channels=3,
     out_channels=3,
     down_block_types=("DownEncoderBlock2D",) * 3,
     up_block_types=("UpDecoderBlock2D",) * 3,
     block_out_channels=(16, 32, 32),
     layers_per_block=1,
-    latent_channels=LATENT_CHANNELS,
     norm_num_groups=8,
     sample_size=32,
 )
+VAE_CONFIG = dict(AUTOENCODER_BASE, latent_channels=LATENT_CHANNELS)
 
 UNET_CONFIG = dict(
     sample_size=8,

@@ -1,0 +1,62 @@
+"""Every target kind behind the one interface (prompts and seeds in, images out), on test-bed models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mia_checks.errors import MiaUsageError
+from mia_checks.targets import GenerationSettings, check_target_spec, load_target
+
+PROMPTS = ["a handwritten one, heavy ink, upright, wide, written high",
+           "a handwritten eight, light ink, leaning left, narrow, written low"]
+
+
+@pytest.mark.parametrize("name, kind", [("sd-null", "diffusers:StableDiffusionPipeline"),
+                                        ("ldm-null", "diffusers:LDMTextToImagePipeline"),
+                                        ("amused-null", "diffusers:AmusedPipeline")])
+def test_each_family_generates_32px_images_that_depend_only_on_prompt_and_seed(testbed, name, kind):
+    target = load_target(str(testbed / name), GenerationSettings(steps=8, guidance=1.0, device="cpu"))
+    assert target.kind == kind and len(target.identity) == 64
+    pair = target.generate(PROMPTS, [5, 5])
+    alone = target.generate(PROMPTS[1:], [5])
+    assert [im.shape for im in pair] == [(32, 32, 3)] * 2 and pair[0].dtype == np.uint8
+    assert np.abs(pair[1].astype(int) - alone[0].astype(int)).max() <= 1  # not a function of the batch
+    assert not np.array_equal(pair[0], pair[1])
+
+
+def test_specs_that_are_not_targets_are_usage_errors(tmp_path):
+    (tmp_path / "model.ckpt").write_bytes(b"pickle")
+    with pytest.raises(MiaUsageError, match="single file.*pickle-based"):
+        check_target_spec(str(tmp_path / "model.ckpt"), allow_pickle=False)
+    with pytest.raises(MiaUsageError, match="cannot import"):
+        load_target("no_such_module_xyz:generate", GenerationSettings())
+
+
+def test_black_box_callable_target_through_the_gate(pytester, demo_args, testbed):
+    pytester.makepyfile(hosted_model=f"""
+        import torch
+        from diffusers import DiffusionPipeline
+
+        _pipe = DiffusionPipeline.from_pretrained({str(testbed / "sd-leaky")!r})
+        _pipe.set_progress_bar_config(disable=True)
+
+        def generate(prompts, seeds):
+            gens = [torch.Generator().manual_seed(s) for s in seeds]
+            return _pipe(prompts, num_inference_steps=25, guidance_scale=1.0, generator=gens, output_type="np").images
+    """)
+    args = [a for a in demo_args("sd-leaky") if not a.startswith("--mia-target=")]
+    result = pytester.runpytest(*args, "--mia-target=hosted_model:generate", "--mia-attacks=II-P",
+                                "--mia-json=report.json")
+    result.assert_outcomes(failed=1)  # the wrapped model is the leaky one
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["target_kind"] == "callable" and report["checkpoint_sha256"] is None
+
+
+@pytest.mark.parametrize("name, outcome", [("amused-leaky", "failed"), ("amused-null", "passed")])
+def test_token_based_family_through_the_gate(pytester, demo_args, name, outcome):
+    result = pytester.runpytest(*demo_args(name), "--mia-attacks=II-P")
+    result.assert_outcomes(**{outcome: 1})
+    result.stdout.fnmatch_lines([f"target: *{name} (diffusers:AmusedPipeline)"])
