@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,9 @@ class GenerationCache:
         with FileLock(str(self.folder / ".lock")):
             wanted = dict.fromkeys(key for row in keys for key in row)  # unique, in order
             todo = [key for key in wanted if not self.path(*key).is_file()]
-            bar = tqdm(total=len(todo), desc="mia-checks: generating", unit="img", disable=not progress or not todo)
+            # Straight to the terminal: pytest captures sys.stderr while fixtures run.
+            bar = tqdm(total=len(todo), desc="mia-checks: generating", unit="img", file=sys.__stderr__,
+                       disable=not progress or not todo)
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]
                 images = self.target.generate([c for c, _ in batch], [s for _, s in batch])
