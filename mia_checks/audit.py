@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import metadata
 
@@ -19,13 +19,10 @@ from .data import ReferenceSet, balance, check_disjoint, load_reference_set
 from .features import QueryFeatures, compute_features
 from .gate import Verdict, decide
 from .generation import GenerationCache
-from .protocol import cross_validate
+from .protocol import apply_frozen, cross_validate
 from .results import AttackResult, evaluate
 from .settings import AuditSettings
 from .targets import GenerationSettings, Target, check_target_spec, load_target, resolve_device
-
-PROTOCOL = "partial-knowledge"
-
 
 @dataclass(frozen=True)
 class DistributionShift:
@@ -35,10 +32,13 @@ class DistributionShift:
     message: str
 
 
-def load_reference_sets(settings: AuditSettings) -> tuple[ReferenceSet, ReferenceSet]:
-    """Both sets, checked (existence, captions, readability, size, disjointness) and balanced."""
-    members = load_reference_set(settings.members, "members", "--mia-members")
-    nonmembers = load_reference_set(settings.nonmembers, "nonmembers", "--mia-nonmembers")
+def load_reference_sets(settings: AuditSettings, shadow: bool = False) -> tuple[ReferenceSet, ReferenceSet]:
+    """Both sets (the target's, or the shadow model's), checked (existence, captions, readability, size,
+    disjointness) and balanced."""
+    prefix = "shadow-" if shadow else ""
+    paths = (settings.shadow_members, settings.shadow_nonmembers) if shadow else (settings.members, settings.nonmembers)
+    members = load_reference_set(paths[0], "members", f"--mia-{prefix}members")
+    nonmembers = load_reference_set(paths[1], "nonmembers", f"--mia-{prefix}nonmembers")
     check_disjoint(members, nonmembers)
     return balance(members, nonmembers, settings.seed, settings.max_samples)
 
@@ -87,13 +87,27 @@ class Audit:
         queries = list(self.members.images) + list(self.nonmembers.images)
         return compute_features(self.labels, queries, self.captions, self.generated, embedder)
 
+    @cached_property
+    def shadow(self) -> Audit:
+        """The shadow model's audit: same settings, its own checkpoint and reference sets."""
+        s = self.settings
+        shadow_settings = replace(s, target=s.shadow_target, members=s.shadow_members, nonmembers=s.shadow_nonmembers,
+                                  shadow_target=None, shadow_members=None, shadow_nonmembers=None)
+        return Audit(shadow_settings, *load_reference_sets(s, shadow=True), progress=self.progress)
+
     def result(self, attack_id: str) -> AttackResult:
-        """An attack's result; "baseline" is the no-model attack of the distribution-shift guard."""
+        """An attack's result under the run's protocol; "baseline" is the no-model attack of the
+        distribution-shift guard, always partial-knowledge on the target's own sets."""
         if attack_id not in self._results:
             attack = BASELINE if attack_id == BASELINE.id else ATTACKS[attack_id]
             x = attack.features(self.features, self.settings.combine)
-            oof = cross_validate(attack.model, x, self.labels, self.settings.folds, self.settings.seed)
-            self._results[attack_id] = evaluate(attack.id, attack.intuition, PROTOCOL, oof, seed=self.settings.seed)
+            protocol = "partial-knowledge" if attack is BASELINE else self.settings.protocol
+            if protocol == "shadow-model":
+                oof = apply_frozen(attack.model, attack.features(self.shadow.features, self.settings.combine),
+                                   self.shadow.labels, x, self.labels, self.settings.seed)
+            else:
+                oof = cross_validate(attack.model, x, self.labels, self.settings.folds, self.settings.seed)
+            self._results[attack_id] = evaluate(attack.id, attack.intuition, protocol, oof, seed=self.settings.seed)
         return self._results[attack_id]
 
     def verdict(self, attack_id: str) -> Verdict:
@@ -136,7 +150,8 @@ class Audit:
             "checkpoint_sha256": checkpoint,
             "members": {"path": self.settings.members, "n": len(self.members), "sha256": self.members.digest},
             "nonmembers": {"path": self.settings.nonmembers, "n": len(self.nonmembers), "sha256": self.nonmembers.digest},
-            "protocol": PROTOCOL,
+            "protocol": self.settings.protocol,
+            "shadow_target": self.settings.shadow_target,
             "folds": self.settings.folds,
             "seed": self.settings.seed,
             "generations_per_query": self.settings.generations,

@@ -38,6 +38,10 @@ OPTIONS: tuple[tuple[str, str], ...] = (
     ("cache-dir", "where generations are cached (default $MIA_CHECKS_CACHE or ~/.cache/mia-checks)"),
     ("json", "write the JSON report to this path"),
     ("max-samples", "use at most this many images per reference set (seeded sample)"),
+    ("shadow-target", "shadow-model mode: a model of the same kind that you trained yourself; the attack models "
+                      "are fitted on its features and applied, frozen, to the target"),
+    ("shadow-members", "the shadow model's members (its training images)"),
+    ("shadow-nonmembers", "the shadow model's non-members"),
     ("shift-check", "distribution-shift guard, a no-model attack on the query images alone: warn (default), "
                     "error (every attack test errors when it beats chance), off"),
 )
@@ -114,6 +118,9 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = build_settings(raw)
         check_target_spec(settings.target, settings.allow_pickle)
         members, nonmembers = load_reference_sets(settings)
+        if settings.shadow_target:
+            check_target_spec(settings.shadow_target, settings.allow_pickle, "--mia-shadow-target")
+            load_reference_sets(settings, shadow=True)
     except MiaUsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     progress = config.getoption("capture") == "no" or config.getoption("verbose") > 0

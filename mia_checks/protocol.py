@@ -1,8 +1,11 @@
-"""The partial-knowledge threat model: stratified k-fold cross-validation over members ∪ non-members.
+"""How attack models are trained: the threat models. Nothing is ever fitted on the data it scores.
 
-The attack model is fitted on k−1 folds (the part whose membership the attacker knows) and scores the
-held-out fold; out-of-fold scores are pooled. Nothing is ever fitted on the data it scores: the decision
-rule (the classifier's own boundary, probability ≥ ½) is learnt on the training folds only.
+- partial-knowledge (`cross_validate`): stratified k-fold over members ∪ non-members. The attack model is
+  fitted on k−1 folds (the part whose membership the attacker knows) and scores the held-out fold;
+  out-of-fold scores are pooled. The decision rule (the classifier's own boundary, probability ≥ ½) is
+  learnt on the training folds only.
+- shadow-model (`apply_frozen`): fitted on a shadow model's features and labels, then applied, frozen,
+  to the target's — decision rule included.
 """
 
 from __future__ import annotations
@@ -22,22 +25,36 @@ class OutOfFold:
     decisions: np.ndarray
 
 
-def cross_validate(make_model: Callable[[int], object], x: np.ndarray, labels: np.ndarray, folds: int, seed: int) -> OutOfFold:
+def _fit(model, x: np.ndarray, labels: np.ndarray):
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        # Small training sets: an MLP that stops at max_iter is still a valid attack model.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(x, labels)
+
+
+def _checked(labels: np.ndarray, scores: np.ndarray) -> OutOfFold:
+    if not np.isfinite(scores).all():
+        raise FloatingPointError("the attack model produced non-finite scores")
+    return OutOfFold(labels, scores, (scores >= 0.5).astype(int))
+
+
+def apply_frozen(make_model: Callable[[int], object], shadow_x: np.ndarray, shadow_labels: np.ndarray,
+                 x: np.ndarray, labels: np.ndarray, seed: int) -> OutOfFold:
+    model = _fit(make_model(seed), shadow_x, np.asarray(shadow_labels))
+    return _checked(np.asarray(labels), model.predict_proba(x)[:, 1])
+
+
+def cross_validate(make_model: Callable[[int], object], x: np.ndarray, labels: np.ndarray, folds: int, seed: int) -> OutOfFold:
     from sklearn.model_selection import StratifiedKFold
 
     labels = np.asarray(labels)
     scores = np.full(len(labels), np.nan)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for fold, (train, test) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
-        model = make_model(seed * 100 + fold)
-        with warnings.catch_warnings():
-            # Small training folds: an MLP that stops at max_iter is still a valid attack model.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(x[train], labels[train])
+        model = _fit(make_model(seed * 100 + fold), x[train], labels[train])
         scores[test] = model.predict_proba(x[test])[:, 1]
-    if not np.isfinite(scores).all():
-        raise FloatingPointError("the attack model produced non-finite scores")
-    return OutOfFold(labels, scores, (scores >= 0.5).astype(int))
+    return _checked(labels, scores)

@@ -25,7 +25,9 @@ def format_header(header: dict) -> str:
     return "\n".join([
         f"target: {header['target']} ({header['target_kind']})",
         f"members: {m['n']} from {m['path']}   non-members: {n['n']} from {n['path']}",
-        f"protocol: {header['protocol']}, {header['folds']}-fold; seed {header['seed']}; "
+        (f"protocol: shadow-model (attack models fitted on {header['shadow_target']}, applied frozen); "
+         if header.get("shadow_target") else f"protocol: {header['protocol']}, {header['folds']}-fold; ")
+        + f"seed {header['seed']}; "
         f"{header['generations_per_query']} generation(s) per query",
         f"gate: {header['gate']}",
     ])

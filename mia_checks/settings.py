@@ -38,6 +38,14 @@ class AuditSettings:
     max_samples: int | None = None
     allow_pickle: bool = False
     shift_check: str = "warn"  # warn | error | off
+    # Shadow-model threat model: attack models fitted on this model's sets, applied frozen to the target.
+    shadow_target: str | None = None
+    shadow_members: str | None = None
+    shadow_nonmembers: str | None = None
+
+    @property
+    def protocol(self) -> str:
+        return "shadow-model" if self.shadow_target else "partial-knowledge"
 
     @property
     def gate(self) -> GateRule:
@@ -118,6 +126,12 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
     for name, key in (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report")):
         if get(name):
             kw[key] = get(name)
+    shadow = {n: get(n) for n in ("shadow-target", "shadow-members", "shadow-nonmembers")}
+    if any(shadow.values()):
+        missing = [f"--mia-{n}" for n, v in shadow.items() if v is None]
+        if missing:
+            raise MiaUsageError(f"shadow-model mode needs {', '.join(missing)} too.")
+        kw.update({n.replace("-", "_"): v for n, v in shadow.items()})
     if get("shift-check"):
         kw["shift_check"] = _choices("--mia-shift-check", get("shift-check").lower(), SHIFT_CHECKS)[0]
     kw["allow_pickle"] = str(raw.get("allow-pickle") or "").lower() in ("1", "true", "yes")

@@ -41,11 +41,11 @@ def hash_folder(folder: Path) -> str:
     return h.hexdigest()
 
 
-def check_pipeline_folder(folder: Path, allow_pickle: bool) -> None:
+def check_pipeline_folder(folder: Path, allow_pickle: bool, option: str = "--mia-target") -> None:
     """A diffusers pipeline folder whose weights are safetensors (or pickles the user opted into)."""
     if not (folder / "model_index.json").is_file():
         raise MiaUsageError(
-            f"--mia-target: {folder} is not a diffusers pipeline folder (no model_index.json). "
+            f"{option}: {folder} is not a diffusers pipeline folder (no model_index.json). "
             "Save your pipeline with pipeline.save_pretrained(folder, safe_serialization=True)."
         )
     pickles = [p for p in folder.rglob("*") if p.suffix in PICKLE_SUFFIXES]
@@ -53,7 +53,7 @@ def check_pipeline_folder(folder: Path, allow_pickle: bool) -> None:
     for component in {p.parent for p in pickles}:
         if not any(s.parent == component for s in safe) and not allow_pickle:
             raise MiaUsageError(
-                f"--mia-target: {component} holds only pickle-based weights ({', '.join(sorted(p.name for p in pickles if p.parent == component))}). "
+                f"{option}: {component} holds only pickle-based weights ({', '.join(sorted(p.name for p in pickles if p.parent == component))}). "
                 "Loading a pickle can run arbitrary code: convert it to safetensors, or pass --mia-allow-pickle "
                 "if you trust this checkpoint."
             )
@@ -176,21 +176,21 @@ def is_callable_spec(spec: str) -> bool:
     return bool(sep) and attr.isidentifier() and all(p.isidentifier() for p in module.split(".")) and not Path(spec).exists()
 
 
-def check_target_spec(spec: str, allow_pickle: bool) -> None:
+def check_target_spec(spec: str, allow_pickle: bool, option: str = "--mia-target") -> None:
     """Cheap checks that run before anything heavy loads."""
     if is_callable_spec(spec):
         return
     path = Path(spec)
     if not path.exists():
         raise MiaUsageError(
-            f"--mia-target: {spec} does not exist. Give a diffusers pipeline folder or package.module:function."
+            f"{option}: {spec} does not exist. Give a diffusers pipeline folder or package.module:function."
         )
     if path.is_file():
         hint = " It is pickle-based: convert it to safetensors." if path.suffix in PICKLE_SUFFIXES else ""
         raise MiaUsageError(
-            f"--mia-target: {spec} is a single file; give a diffusers pipeline folder (save_pretrained).{hint}"
+            f"{option}: {spec} is a single file; give a diffusers pipeline folder (save_pretrained).{hint}"
         )
-    check_pipeline_folder(path, allow_pickle)
+    check_pipeline_folder(path, allow_pickle, option)
 
 
 def load_target(spec: str, settings: GenerationSettings, allow_pickle: bool = False) -> Target:

@@ -186,3 +186,25 @@ def test_distribution_shift_warns_loudly_and_can_be_an_error(pytester, demo_args
     errored = _bad(pytester, demo_args, shifted, "--mia-attacks=II-P,III", "--mia-shift-check=error")
     errored.assert_outcomes(errors=2)
     errored.stdout.fnmatch_lines(["*distribution shift: no-model baseline*unreliable*"])
+
+
+def _shadow_args(testbed):
+    return [f"--mia-shadow-target={testbed / 'sd-shadow'}",
+            f"--mia-shadow-members={testbed / 'data' / 'shadow_members'}",
+            f"--mia-shadow-nonmembers={testbed / 'data' / 'shadow_nonmembers'}"]
+
+
+@pytest.mark.parametrize("target, outcome", [("sd-leaky", "failed"), ("sd-null", "passed")])
+def test_shadow_model_mode_fits_on_the_shadow_and_applies_frozen(pytester, demo_args, testbed, target, outcome):
+    result = pytester.runpytest(*demo_args(target), *_shadow_args(testbed), "--mia-attacks=II-P",
+                                "--mia-json=report.json")
+    result.assert_outcomes(**{outcome: 1})
+    result.stdout.fnmatch_lines(["protocol: shadow-model (attack models fitted on *sd-shadow, applied frozen)*"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["protocol"] == "shadow-model" and report["results"][0]["protocol"] == "shadow-model"
+
+
+def test_shadow_mode_needs_all_three_options(pytester, demo_args, testbed):
+    result = pytester.runpytest(*demo_args("sd-null"), *_shadow_args(testbed)[:2])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: shadow-model mode needs --mia-shadow-nonmembers too."])
