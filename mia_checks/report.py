@@ -60,7 +60,7 @@ def format_table(records: list[dict]) -> str:
     ]
     headers = ["attack", "accuracy [95% CI]", "AUC [95% CI]", "TPR@1%FPR", "TPR@0.1%FPR", "advantage",
                "ε lower bd", "threshold", "verdict"]
-    return tabulate(rows, headers=headers, tablefmt="simple")
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)  # keep our 3 decimals
 
 
 def write_json(path: str | Path, header: dict, records: list[dict], errors: dict[str, str]) -> None:
