@@ -19,6 +19,7 @@ from .data import ReferenceSet, balance, check_disjoint, load_reference_set
 from .features import QueryFeatures, compute_features
 from .gate import Verdict, decide
 from .generation import GenerationCache
+from .html_report import ImagePair, top_members
 from .protocol import apply_frozen, cross_validate
 from .results import AttackResult, evaluate
 from .settings import AuditSettings
@@ -71,13 +72,26 @@ class Audit:
         return list(self.members.captions) + list(self.nonmembers.captions)
 
     @cached_property
+    def generation_cache(self) -> GenerationCache:
+        g = self.generation_settings
+        return GenerationCache(self.settings.cache_root(), self.target,
+                               {"steps": g.steps, "guidance": g.guidance, "device": g.device.split(":")[0]})
+
+    @cached_property
     def generated(self) -> np.ndarray:
         """(n, K, H, W, 3) uint8: K generations per query, from the cache."""
-        g = self.generation_settings
-        cache = GenerationCache(self.settings.cache_root(), self.target,
-                                {"steps": g.steps, "guidance": g.guidance, "device": g.device.split(":")[0]})
-        return cache.generate(self.captions, self.settings.seed, self.settings.generations,
-                              self.settings.batch_size, self.progress)
+        return self.generation_cache.generate(self.captions, self.settings.seed, self.settings.generations,
+                                              self.settings.batch_size, self.progress)
+
+    def image_pairs(self, record: dict, n: int = 6) -> list[ImagePair] | None:
+        """Query / generated pairs of the n members `record`'s attack scores highest; from the cache only
+        (None when the generations are not there: a report never triggers generation)."""
+        generated = self.generation_cache.cached(self.captions, self.settings.seed, self.settings.generations)
+        if generated is None:
+            return None
+        queries, captions = list(self.members.images), self.captions
+        return [ImagePair(captions[i], record["scores"][i], queries[i], list(generated[i]))
+                for i in top_members(record, n)]
 
     @cached_property
     def features(self) -> QueryFeatures:

@@ -48,7 +48,7 @@ class GenerationCache:
 
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "settings.json").write_text(json.dumps(self.settings, sort_keys=True, indent=2))
-        keys = [[(c, query_seed(seed, k, c)) for k in range(generations)] for c in captions]
+        keys = self._keys(captions, seed, generations)
         with FileLock(str(self.folder / ".lock")):
             wanted = dict.fromkeys(key for row in keys for key in row)  # unique, in order
             todo = [key for key in wanted if not self.path(*key).is_file()]
@@ -68,6 +68,18 @@ class GenerationCache:
                 bar.update(len(batch))
             bar.close()
         return np.stack([[_read(self.path(*key)) for key in row] for row in keys])
+
+    def cached(self, captions: list[str], seed: int, generations: int) -> np.ndarray | None:
+        """The same array as `generate`, from the cache alone (the target is never called); None when any
+        image is missing."""
+        keys = self._keys(captions, seed, generations)
+        if not all(self.path(*key).is_file() for row in keys for key in row):
+            return None
+        return np.stack([[_read(self.path(*key)) for key in row] for row in keys])
+
+    @staticmethod
+    def _keys(captions: list[str], seed: int, generations: int) -> list[list[tuple[str, int]]]:
+        return [[(c, query_seed(seed, k, c)) for k in range(generations)] for c in captions]
 
 
 def _read(path: Path) -> np.ndarray:

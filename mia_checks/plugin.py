@@ -44,8 +44,21 @@ OPTIONS: tuple[tuple[str, str], ...] = (
     ("shadow-nonmembers", "the shadow model's non-members"),
     ("shift-check", "distribution-shift guard, a no-model attack on the query images alone: warn (default), "
                     "error (every attack test errors when it beats chance), off"),
+    ("storage", "folder of saved runs (default .mia-checks)"),
+    ("save", "save this run's JSON report in the storage folder as NNNN_NAME.json"),
+    ("compare", "compare with a saved run: latest (the default when the flag has no value), a number, or a "
+                ".json path; the table shows the baseline and the delta per attack"),
+    ("compare-fail", "fail an attack whose metric rose beyond the baseline by more than allowed, e.g. "
+                     "auc:0.02,accuracy:5% (absolute, or % of the baseline); implies --mia-compare=latest"),
+    ("html", "write the self-contained HTML report (table, ROC curves, score histograms, image pairs) here"),
+    ("markdown", "write a Markdown summary (for pull-request comments) here"),
 )
-FLAGS = (("allow-pickle", "allow pickle-based checkpoints (they can run code when loaded: trusted files only)"),)
+FLAGS = (
+    ("allow-pickle", "allow pickle-based checkpoints (they can run code when loaded: trusted files only)"),
+    ("autosave", "save this run in the storage folder, named after the time (UTC)"),
+    ("track", "tracking mode: report leakage and regressions (as warnings) without failing; errors stay errors"),
+)
+OPTIONAL_VALUE = {"compare": "latest"}  # --mia-compare alone means the latest saved run
 
 
 @dataclass
@@ -57,8 +70,12 @@ class MiaSession:
     nonmembers: Any
     progress: bool = True
     audit: Any = None
+    baseline: Any = None  # the SavedRun compared with, if any
+    baseline_document: dict | None = None
     records: dict[str, dict] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    saved: Any = None  # the SavedRun this run was saved as
+    _header: dict | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect per-attack records (reports from pytest-xdist workers arrive on the controller too)."""
@@ -77,6 +94,31 @@ class MiaSession:
             self.audit = Audit(self.settings, self.members, self.nonmembers, progress=self.progress)
         return self.audit
 
+    def baseline_record(self, attack: str) -> dict | None:
+        from .baselines import baseline_records
+
+        return None if self.baseline_document is None else baseline_records(self.baseline_document).get(attack)
+
+    def document(self) -> dict:
+        """The run's report: header (run, baseline, mode), per-attack records in the run's order, errors."""
+        if self._header is None:
+            from .baselines import comparability_notes
+
+            header = self.get_audit().header()
+            header["mode"] = "track" if self.settings.track else "gate"
+            header["baseline"] = None
+            if self.baseline is not None:
+                header["baseline"] = {
+                    "run": self.baseline.label, "path": str(self.baseline.path),
+                    "compare_fail": ",".join(map(str, self.settings.compare_fail)),
+                    "notes": comparability_notes(header, self.baseline_document)}
+            elif self.settings.compare:
+                header["baseline_missing"] = (f"no saved run in {self.settings.storage}/ yet: nothing to compare "
+                                              "(save one with --mia-save=NAME or --mia-autosave)")
+            self._header = header
+        records = [self.records[a] for a in self.settings.attacks if a in self.records]
+        return {**self._header, "results": records, "errors": dict(self.errors)}
+
 
 SESSION_KEY = pytest.StashKey[MiaSession]()
 
@@ -88,8 +130,9 @@ def _dest(name: str) -> str:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mia-checks", "mia-checks: membership-inference privacy gate for text-to-image models")
     for name, help_text in OPTIONS:
+        optional = {"nargs": "?", "const": OPTIONAL_VALUE[name]} if name in OPTIONAL_VALUE else {}
         group.addoption(f"--mia-{name}", dest=_dest(name), default=None, metavar=name.split("-")[-1].upper(),
-                        help=help_text.replace("%", "%%"))
+                        help=help_text.replace("%", "%%"), **optional)
         parser.addini(_dest(name), help=f"default of --mia-{name}", default=None)
     for name, help_text in FLAGS:
         group.addoption(f"--mia-{name}", dest=_dest(name), action="store_true", default=None, help=help_text)
@@ -121,10 +164,20 @@ def pytest_configure(config: pytest.Config) -> None:
         if settings.shadow_target:
             check_target_spec(settings.shadow_target, settings.allow_pickle, "--mia-shadow-target")
             load_reference_sets(settings, shadow=True)
+        baseline = None
+        if settings.compare:
+            from .baselines import ResultsStore
+
+            baseline = ResultsStore(settings.storage).find(settings.compare)
     except MiaUsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     progress = config.getoption("capture") == "no" or config.getoption("verbose") > 0
-    config.stash[SESSION_KEY] = session = MiaSession(settings, members, nonmembers, progress)
+    config.stash[SESSION_KEY] = session = MiaSession(settings, members, nonmembers, progress, baseline=baseline)
+    if baseline is not None:
+        try:
+            session.baseline_document = baseline.load()
+        except MiaUsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(session, "mia-checks-session")
     config.addinivalue_line("markers", "mia: a membership-inference gate test of mia-checks")
 
@@ -186,43 +239,54 @@ def mia_target(mia_audit):
     return mia_audit.target
 
 
-def _header(session: MiaSession) -> dict:
-    from .audit import Audit
-
-    return (session.audit or Audit(session.settings, session.members, session.nonmembers)).header()
-
-
-def _ordered(session: MiaSession) -> list[dict]:
-    return [session.records[a] for a in session.settings.attacks if a in session.records]
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write what was asked for (controller only): JSON, saved run, HTML, Markdown."""
     config = session.config
     mia = _session(config)
-    if mia is None or hasattr(config, "workerinput") or not mia.settings.json_report:
+    if mia is None or hasattr(config, "workerinput") or not (mia.records or mia.errors):
         return
-    if mia.records or mia.errors:
-        from .report import write_json
+    from .report import format_markdown, write_json
 
-        write_json(mia.settings.json_report, _header(mia), _ordered(mia), mia.errors)
+    settings, document = mia.settings, mia.document()
+    if settings.json_report:
+        write_json(settings.json_report, document)
+    if settings.save or settings.autosave:
+        from .baselines import ResultsStore, autosave_name
+
+        mia.saved = ResultsStore(settings.storage).save(document, settings.save or autosave_name())
+    if settings.markdown_report:
+        path = Path(settings.markdown_report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(format_markdown(document), encoding="utf-8")
+    if settings.html_report:
+        from .html_report import strongest, write_html
+
+        top = strongest(document["results"])
+        pairs = None if top is None else mia.get_audit().image_pairs(top)
+        write_html(settings.html_report, document, pairs, top and top["attack"])
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     mia = _session(config)
     if mia is None or not (mia.records or mia.errors):
         return
-    from .report import format_header, format_shift, format_table
+    from .report import format_header, format_shift, format_table, outcome
 
-    tr = terminalreporter
+    tr, document = terminalreporter, mia.document()
     tr.write_sep("=", "mia-checks privacy report")
-    tr.write_line(format_header(_header(mia)))
-    shift = format_shift(_ordered(mia))
+    tr.write_line(format_header(document))
+    shift = format_shift(document["results"])
     if shift:
         tr.write_line(shift, red=shift.startswith("WARNING"), bold=shift.startswith("WARNING"))
-    if mia.records:
+    if document["results"]:
         tr.write_line("")
-        tr.write_line(format_table(_ordered(mia)))
-    for attack, error in sorted(mia.errors.items()):
+        tr.write_line(format_table(document["results"]))
+    for attack, error in sorted(document["errors"].items()):
         tr.write_line(f"{attack}: could not measure: {error}", red=True)
-    if mia.settings.json_report:
-        tr.write_line(f"JSON report: {mia.settings.json_report}")
+    line = outcome(document)
+    tr.write_line(line, red=line.startswith("FAIL"), green=line.startswith("PASS"), bold=True)
+    settings = mia.settings
+    for label, path in (("JSON report", settings.json_report), ("saved run", mia.saved and mia.saved.path),
+                        ("HTML report", settings.html_report), ("Markdown summary", settings.markdown_report)):
+        if path:
+            tr.write_line(f"{label}: {path}")

@@ -22,15 +22,24 @@ def _num(value: float | None, digits: int = 3) -> str:
 
 def format_header(header: dict) -> str:
     m, n = header["members"], header["nonmembers"]
-    return "\n".join([
+    lines = [
         f"target: {header['target']} ({header['target_kind']})",
         f"members: {m['n']} from {m['path']}   non-members: {n['n']} from {n['path']}",
         (f"protocol: shadow-model (attack models fitted on {header['shadow_target']}, applied frozen); "
          if header.get("shadow_target") else f"protocol: {header['protocol']}, {header['folds']}-fold; ")
         + f"seed {header['seed']}; "
         f"{header['generations_per_query']} generation(s) per query",
-        f"gate: {header['gate']}",
-    ])
+        f"gate: {header['gate']}" + ("; tracking mode: leakage and regressions are reported, not failed"
+                                     if header.get("mode") == "track" else ""),
+    ]
+    baseline = header.get("baseline")
+    if baseline:
+        lines.append(f"baseline: {baseline['run']} ({baseline['path']})"
+                     + (f"; fails on a rise beyond {baseline['compare_fail']}" if baseline.get("compare_fail") else "")
+                     + "".join(f"; NOTE: {note}" for note in baseline.get("notes", [])))
+    elif header.get("baseline_missing"):
+        lines.append(f"baseline: {header['baseline_missing']}")
+    return "\n".join(lines)
 
 
 def format_shift(records: list[dict]) -> str | None:
@@ -41,29 +50,73 @@ def format_shift(records: list[dict]) -> str | None:
     return ("WARNING: distribution shift: " if shift["shifted"] else "distribution shift check: ") + shift["message"]
 
 
-def format_table(records: list[dict]) -> str:
-    from tabulate import tabulate
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
 
+
+def table(records: list[dict], with_intervals: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the privacy table; with baseline columns (value and Δ per compared metric) when
+    the records were compared with a saved run."""
+    fmt = _fmt if with_intervals else (lambda e: _num(e["value"] if e else None))
+    headers = ["attack", "accuracy [95% CI]" if with_intervals else "accuracy",
+               "AUC [95% CI]" if with_intervals else "AUC", "TPR@1%FPR", "TPR@0.1%FPR", "advantage", "ε lower bd",
+               "threshold", "verdict"]
     rows = [
-        [
-            r["attack"],
-            _fmt(r["accuracy"]),
-            _fmt(r["auc"]),
-            _num(r["tpr_at_1pct_fpr"]),
-            _num(r["tpr_at_01pct_fpr"]),
-            _num(r["advantage"]["value"]),
-            f"{r['epsilon_lower_bound']:.2f}",
-            _num(r["verdict"]["threshold"]),
-            r["verdict"]["label"],
-        ]
+        [r["attack"], fmt(r["accuracy"]), fmt(r["auc"]), _num(r["tpr_at_1pct_fpr"]), _num(r["tpr_at_01pct_fpr"]),
+         _num(r["advantage"]["value"]), f"{r['epsilon_lower_bound']:.2f}", _num(r["verdict"]["threshold"]),
+         r["verdict"]["label"]]
         for r in records
     ]
-    headers = ["attack", "accuracy [95% CI]", "AUC [95% CI]", "TPR@1%FPR", "TPR@0.1%FPR", "advantage",
-               "ε lower bd", "threshold", "verdict"]
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)  # keep our 3 decimals
+    compared = [c["metric"] for c in next((r["baseline"]["changes"] for r in records if r.get("baseline")), [])]
+    for metric in compared:
+        headers += [f"baseline {metric}", f"Δ {metric}"]
+        for r, row in zip(records, rows):
+            change = next((c for c in (r.get("baseline") or {}).get("changes", []) if c["metric"] == metric), None)
+            if change is None:
+                row += ["n/a", "n/a"]
+                continue
+            row += [_num(change["baseline"]), _signed(change["delta"]) + (" REGRESSED" if change["regressed"] else "")]
+    return headers, rows
 
 
-def write_json(path: str | Path, header: dict, records: list[dict], errors: dict[str, str]) -> None:
-    document = {**header, "results": records, "errors": errors}
+def format_table(records: list[dict], tablefmt: str = "simple", with_intervals: bool = True) -> str:
+    from tabulate import tabulate
+
+    headers, rows = table(records, with_intervals)
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)  # keep our 3 decimals
+
+
+def outcome(document: dict) -> str:
+    """One line: what the run concluded."""
+    records, errors = document["results"], document["errors"]
+    leaking = [r["attack"] for r in records if r["verdict"]["leaks"]]
+    regressed = [r["attack"] for r in records
+                 if any(c["regressed"] for c in (r.get("baseline") or {}).get("changes", []))]
+    parts = []
+    if errors:
+        parts.append(f"could not measure {', '.join(sorted(errors))}")
+    parts.append(f"{len(leaking)} of {len(records)} attacks leak beyond the threshold"
+                 + (f" ({', '.join(leaking)})" if leaking else ""))
+    if document.get("baseline"):
+        parts.append(f"{len(regressed)} regressed against {document['baseline']['run']}"
+                     + (f" ({', '.join(regressed)})" if regressed else ""))
+    failed = bool(errors) or ((leaking or regressed) and document.get("mode") != "track")
+    word = "FAIL" if failed else ("PASS (tracking mode)" if leaking or regressed else "PASS")
+    return f"{word}: " + "; ".join(parts)
+
+
+def format_markdown(document: dict) -> str:
+    """A summary for pull-request comments: outcome, run header and the table (GitHub-flavoured)."""
+    lines = [f"## mia-checks privacy report: {outcome(document)}", ""]
+    lines += [f"- {line}" for line in format_header(document).splitlines()]
+    shift = format_shift(document["results"])
+    if shift:
+        lines.append(f"- {'**' + shift + '**' if shift.startswith('WARNING') else shift}")
+    lines += ["", format_table(document["results"], tablefmt="github"), ""]
+    lines += [f"- {attack}: could not measure: {error}" for attack, error in sorted(document["errors"].items())]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_json(path: str | Path, document: dict) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")

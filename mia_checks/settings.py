@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .attacks import ATTACK_IDS, COMBINE_OPERATIONS
+from .baselines import DEFAULT_STORAGE, Tolerance, parse_tolerances
 from .embedders import DEFAULT_EMBEDDER
 from .errors import MiaUsageError
 from .gate import GATE_METRICS, RULES, GateRule
@@ -42,6 +43,15 @@ class AuditSettings:
     shadow_target: str | None = None
     shadow_members: str | None = None
     shadow_nonmembers: str | None = None
+    # Baselines (saved runs) and what the run writes and fails on.
+    storage: str = DEFAULT_STORAGE
+    save: str | None = None
+    autosave: bool = False
+    compare: str | None = None  # latest, a run number, or a saved report's path
+    compare_fail: tuple[Tolerance, ...] = ()
+    track: bool = False  # tracking mode: report leakage and regressions without failing
+    html_report: str | None = None
+    markdown_report: str | None = None
 
     @property
     def protocol(self) -> str:
@@ -123,7 +133,9 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
             kw[name.replace("-", "_")] = _number(f"--mia-{name}", get(name), kind, low)
     if get("guidance"):
         kw["guidance"] = _number("--mia-guidance", get("guidance"), float, 0)
-    for name, key in (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report")):
+    for name, key in (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report"),
+                      ("storage", "storage"), ("save", "save"), ("compare", "compare"), ("html", "html_report"),
+                      ("markdown", "markdown_report")):
         if get(name):
             kw[key] = get(name)
     shadow = {n: get(n) for n in ("shadow-target", "shadow-members", "shadow-nonmembers")}
@@ -134,5 +146,9 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
         kw.update({n.replace("-", "_"): v for n, v in shadow.items()})
     if get("shift-check"):
         kw["shift_check"] = _choices("--mia-shift-check", get("shift-check").lower(), SHIFT_CHECKS)[0]
-    kw["allow_pickle"] = str(raw.get("allow-pickle") or "").lower() in ("1", "true", "yes")
+    if get("compare-fail"):
+        kw["compare_fail"] = parse_tolerances(get("compare-fail"))
+        kw.setdefault("compare", "latest")  # as documented: compare-fail compares with the latest run by default
+    for flag in ("allow-pickle", "autosave", "track"):
+        kw[flag.replace("-", "_")] = str(raw.get(flag) or "").lower() in ("1", "true", "yes")
     return AuditSettings(**kw)

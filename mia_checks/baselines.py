@@ -1,0 +1,196 @@
+"""Saved runs and comparisons with them: "did leakage go up since the last model?"
+
+Modelled on pytest-benchmark's `--benchmark-save` / `--benchmark-compare` / `--benchmark-compare-fail`:
+runs are JSON reports numbered in a storage folder (`0001_<name>.json`, `0002_<name>.json`, …); a run is
+compared with one of them attack by attack; a tolerance such as `auc:0.02` (absolute) or `accuracy:5%`
+(relative to the baseline's value) turns a larger rise into a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import MiaUsageError
+
+DEFAULT_STORAGE = ".mia-checks"
+# metric name → how to read it from a record; higher is leakier for every one of them.
+COMPARABLE_METRICS = {
+    "accuracy": lambda r: r["accuracy"]["value"],
+    "auc": lambda r: r["auc"]["value"],
+    "advantage": lambda r: r["advantage"]["value"],
+    "tpr@1%fpr": lambda r: r["tpr_at_1pct_fpr"],
+    "epsilon": lambda r: r["epsilon_lower_bound"],
+}
+_RUN_FILE = re.compile(r"^(\d{4,})_(.+)\.json$")
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    number: int
+    name: str
+    path: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.number:04d}_{self.name}"
+
+    def load(self) -> dict:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise MiaUsageError(f"--mia-compare: cannot read the saved run {self.path}: {exc}") from None
+
+
+class ResultsStore:
+    """A folder of numbered JSON reports. Numbering is done under a file lock: parallel jobs saving into one
+    folder get distinct numbers."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def runs(self) -> list[SavedRun]:
+        if not self.root.is_dir():
+            return []
+        found = (_RUN_FILE.match(p.name) for p in self.root.iterdir())
+        return sorted((SavedRun(int(m[1]), m[2], self.root / m[0]) for m in found if m), key=lambda r: r.number)
+
+    def save(self, document: dict, name: str) -> SavedRun:
+        from filelock import FileLock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.root / ".lock")):
+            runs = self.runs()
+            number, name = (runs[-1].number + 1) if runs else 1, safe_name(name)
+            run = SavedRun(number, name, self.root / f"{number:04d}_{name}.json")
+            run.path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return run
+
+    def find(self, which: str) -> SavedRun | None:
+        """`latest`, a number (`3`, `0003`), a full label (`0003_mild`), or a path to a saved JSON report.
+        None when `latest` is asked for and nothing is saved yet; a usage error when `which` names nothing."""
+        path = Path(which)
+        if which.endswith(".json") and path.is_file():
+            m = _RUN_FILE.match(path.name)
+            return SavedRun(int(m[1]) if m else 0, m[2] if m else path.stem, path)
+        runs = self.runs()
+        if which == "latest":
+            return runs[-1] if runs else None
+        for run in runs:
+            if which in (run.label, str(run.number), f"{run.number:04d}"):
+                return run
+        available = ", ".join(r.label for r in runs) or "none"
+        raise MiaUsageError(f"--mia-compare: no saved run {which!r} in {self.root}/ (saved runs: {available}); "
+                            "pass latest, a run number, or a path to a saved .json report.")
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe run name."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    return cleaned or "run"
+
+
+def autosave_name() -> str:
+    """pytest-benchmark names autosaved runs after the commit; a CI checkout may have none, so: UTC time."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a metric may rise above the baseline: an absolute amount, or a percentage of the baseline."""
+
+    metric: str
+    amount: float
+    relative: bool = False
+
+    def allowed(self, baseline: float) -> float:
+        return self.amount * abs(baseline) if self.relative else self.amount
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.amount * 100:g}%" if self.relative else f"{self.metric}:{self.amount:g}"
+
+
+def parse_tolerances(raw: str) -> tuple[Tolerance, ...]:
+    """'auc:0.02,accuracy:5%' → (Tolerance('auc', 0.02), Tolerance('accuracy', 0.05, relative=True))."""
+    out = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        metric, sep, amount = part.rpartition(":")
+        metric = metric.strip().lower()
+        if not sep or metric not in COMPARABLE_METRICS:
+            raise MiaUsageError(f"--mia-compare-fail: {part!r} is not METRIC:AMOUNT with METRIC one of "
+                                f"{', '.join(COMPARABLE_METRICS)} (e.g. auc:0.02 or accuracy:5%).")
+        relative = amount.strip().endswith("%")
+        try:
+            value = float(amount.strip().rstrip("%"))
+        except ValueError:
+            raise MiaUsageError(f"--mia-compare-fail: {amount!r} in {part!r} is not a number or percentage.") from None
+        if value < 0 or math.isnan(value):
+            raise MiaUsageError(f"--mia-compare-fail: {part!r}: the allowed rise cannot be negative.")
+        out.append(Tolerance(metric, value / 100 if relative else value, relative))
+    if not out:
+        raise MiaUsageError("--mia-compare-fail: empty; e.g. auc:0.02,accuracy:5%.")
+    return tuple(out)
+
+
+def metric_value(record: dict, metric: str) -> float | None:
+    value = COMPARABLE_METRICS[metric](record)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One metric of one attack, now and in the baseline; `regressed` when it rose beyond its tolerance."""
+
+    attack: str
+    metric: str
+    baseline: float | None
+    current: float | None
+    tolerance: Tolerance | None = None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.baseline is None or self.current is None else self.current - self.baseline
+
+    @property
+    def regressed(self) -> bool:
+        return (self.tolerance is not None and self.delta is not None
+                and self.delta > self.tolerance.allowed(self.baseline) + 1e-12)
+
+    def message(self, baseline_label: str) -> str:
+        return (f"{self.attack}: {self.metric} rose from {self.baseline:.3f} (baseline {baseline_label}) to "
+                f"{self.current:.3f}, +{self.delta:.3f} > allowed {self.tolerance.allowed(self.baseline):.3f} "
+                f"({self.tolerance})")
+
+    def to_dict(self) -> dict:
+        return {"metric": self.metric, "baseline": self.baseline, "current": self.current, "delta": self.delta,
+                "tolerance": None if self.tolerance is None else str(self.tolerance), "regressed": self.regressed}
+
+
+def compare(record: dict, baseline_record: dict | None, metrics: list[str],
+            tolerances: tuple[Tolerance, ...] = ()) -> list[Change]:
+    """The changes of `metrics` (and of every tolerance's metric) of one attack against its baseline record."""
+    by_metric = {t.metric: t for t in tolerances}
+    names = list(dict.fromkeys([*metrics, *by_metric]))
+    return [Change(record["attack"], m, None if baseline_record is None else metric_value(baseline_record, m),
+                   metric_value(record, m), by_metric.get(m)) for m in names]
+
+
+def baseline_records(document: dict) -> dict[str, dict]:
+    """attack → record of a saved run."""
+    return {r["attack"]: r for r in document.get("results", [])}
+
+
+def comparability_notes(current_header: dict, baseline: dict) -> list[str]:
+    """What differs between the runs beyond the model: differences that make deltas harder to read."""
+    notes = []
+    for key, what in (("members", "member set"), ("nonmembers", "non-member set")):
+        if current_header[key]["sha256"] != baseline.get(key, {}).get("sha256"):
+            notes.append(f"the {what} differs from the baseline's")
+    for key in ("seed", "generations_per_query", "protocol", "folds"):
+        if current_header.get(key) != baseline.get(key):
+            notes.append(f"{key} differs ({baseline.get(key)} in the baseline, {current_header.get(key)} now)")
+    return notes

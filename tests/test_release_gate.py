@@ -1,0 +1,121 @@
+"""The release gate as CI meets it (pytester): saved runs, comparisons that fail, tracking mode, and the
+HTML / Markdown reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def test_save_then_compare_passes_on_the_same_model_and_fails_when_a_leakier_one_replaces_it(pytester, demo_args):
+    # The test bed's `mild` target (early-stopped) is saved as the baseline of a cleaner release.
+    saved = pytester.runpytest(*demo_args("sd-mild"), "--mia-save=mild")
+    saved.assert_outcomes(passed=6)
+    saved.stdout.fnmatch_lines(["saved run: .mia-checks/0001_mild.json"])
+
+    # The same model again: every delta is exactly 0, nothing regresses; this run is saved as 0002.
+    same = pytester.runpytest(*demo_args("sd-mild"), "--mia-compare-fail=auc:0.02,accuracy:5%", "--mia-autosave")
+    same.assert_outcomes(passed=6)
+    same.stdout.fnmatch_lines(["baseline: 0001_mild (.mia-checks/0001_mild.json); fails on a rise beyond "
+                               "auc:0.02,accuracy:5%",
+                               "*baseline accuracy*Δ accuracy*baseline auc*Δ auc*",
+                               "II-P *+0.000 *+0.000", "PASS: 0 of 6 attacks leak*; 0 regressed against 0001_mild",
+                               "saved run: .mia-checks/0002_*.json"])
+
+    # The leakier `leaky` model replaces it: II-P's AUC rises from ~0.6 to ~0.98 and the run fails.
+    leaky = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=II-P,IV", "--mia-compare=1",
+                               "--mia-compare-fail=auc:0.02", "--mia-json=leaky.json")
+    assert leaky.ret == pytest.ExitCode.TESTS_FAILED
+    leaky.stdout.fnmatch_lines(["*II-P: auc rose from 0.5* (baseline 0001_mild) to 0.9*, +0.* > allowed 0.020 (auc:0.02)*",
+                                "II-P *FAIL * REGRESSED",
+                                "FAIL: *regressed against 0001_mild (II-P*"])
+    record = json.loads((pytester.path / "leaky.json").read_text())["results"][0]
+    auc = next(c for c in record["baseline"]["changes"] if c["metric"] == "auc")
+    assert auc["regressed"] and auc["delta"] > 0.3 and record["baseline"]["run"] == "0001_mild"
+    assert sorted(p.name for p in (pytester.path / ".mia-checks").glob("*.json"))[0] == "0001_mild.json"
+
+
+def test_tracking_mode_reports_leakage_without_failing_but_errors_stay_errors(pytester, demo_args):
+    tracked = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=II-P,IV", "--mia-track")
+    tracked.assert_outcomes(passed=2, warnings=1)
+    tracked.stdout.fnmatch_lines(["*LeakageWarning: tracking mode, not failing: II-P (reconstruction): accuracy*",
+                                  "gate: *; tracking mode: leakage and regressions are reported, not failed",
+                                  "II-P *FAIL", "PASS (tracking mode): 1 of 2 attacks leak beyond the threshold (II-P)"])
+    assert tracked.ret == pytest.ExitCode.OK
+    # TPR at 1% FPR cannot be measured with 32 non-members: an error even in tracking mode.
+    errored = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=II-P", "--mia-track",
+                                 "--mia-gate-metric=tpr@1%fpr")
+    errored.assert_outcomes(errors=1)
+    assert errored.ret == pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.mark.parametrize("option, message", [
+    ("--mia-compare-fail=auc", "*--mia-compare-fail: 'auc' is not METRIC:AMOUNT*"),
+    ("--mia-compare-fail=f1:0.1", "*--mia-compare-fail: 'f1:0.1' is not METRIC:AMOUNT*"),
+    ("--mia-compare-fail=auc:-1", "*--mia-compare-fail: 'auc:-1': the allowed rise cannot be negative*"),
+    ("--mia-compare=7", "*--mia-compare: no saved run '7' in .mia-checks/ (saved runs: none)*"),
+])
+def test_bad_baseline_options_are_usage_errors(pytester, demo_args, option, message):
+    result = pytester.runpytest(*demo_args("sd-null"), option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message.lstrip('*')}"])
+
+
+def test_compare_with_nothing_saved_says_so(pytester, demo_args):
+    result = pytester.runpytest(*demo_args("sd-null"), "--mia-attacks=II-P", "--mia-compare")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["baseline: no saved run in .mia-checks/ yet: nothing to compare*"])
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        # .ci/run installs Debian's chromium and sets this: there, a missing browser is a failure, not a skip.
+        if os.environ.get("MIA_CHECKS_REQUIRE_CHROMIUM"):
+            pytest.fail("chromium is not installed (apt-get install chromium)")
+        pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium)")
+    return found
+
+
+def test_html_report_renders_in_headless_chromium_with_its_plots(pytester, demo_args, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    chromium = _chromium()
+    result = pytester.runpytest(*demo_args("sd-leaky"), "--mia-html=out/report.html", "--mia-markdown=out/summary.md")
+    result.stdout.fnmatch_lines(["HTML report: out/report.html", "Markdown summary: out/summary.md"])
+    html = pytester.path / "out" / "report.html"
+    # Self-contained: every image and link is inline (data: URIs, #anchors), nothing is fetched.
+    assert re.findall(r'(?:src|href)="(?!data:|#)[^"]*"', html.read_text()) == []
+
+    browser = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*browser, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    # Parsed by the browser: six attacks, each with a two-panel ROC (linear and log FPR) and a histogram.
+    for attack in ("I-P", "I-S", "II-P", "II-S", "III", "IV"):
+        assert f'<figure class="roc" data-attack="{attack}"><svg' in dom
+        assert f'<figure class="histogram" data-attack="{attack}"><svg' in dom
+        assert f"{attack}: ROC, log FPR" in dom
+    assert dom.count('<figure class="pair">') == 6 and dom.count('alt="generated image"') == 12
+    assert "FAIL: 1 of 6 attacks leak beyond the threshold (II-P)" in dom
+
+    shot = tmp_path / "report.png"
+    subprocess.run([*browser, "--window-size=1200,1600", f"--screenshot={shot}", html.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    # Something is drawn: the red of the member curves and failing verdict, not just a blank page.
+    red = (pixels[..., 0] > 150) & (pixels[..., 1] < 90) & (pixels[..., 2] < 90)
+    assert red.sum() > 500 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200
+
+    summary = (pytester.path / "out" / "summary.md").read_text()
+    assert summary.startswith("## mia-checks privacy report: FAIL: 1 of 6 attacks leak")
+    assert "| II-P " in summary and "| FAIL " in summary
