@@ -120,7 +120,8 @@ class Audit:
                 oof = apply_frozen(attack.model, attack.features(self.shadow.features, self.settings.combine),
                                    self.shadow.labels, x, self.labels, self.settings.seed)
             else:
-                oof = cross_validate(attack.model, x, self.labels, self.settings.folds, self.settings.seed)
+                oof = cross_validate(attack.model, x, self.labels, self.settings.folds, self.settings.seed,
+                                     None if attack is BASELINE else self.settings.known_fraction)
             self._results[attack_id] = evaluate(attack.id, attack.intuition, protocol, oof, seed=self.settings.seed)
         return self._results[attack_id]
 
@@ -147,6 +148,13 @@ class Audit:
         )
         return DistributionShift(shifted, p_value, result.accuracy.value, message)
 
+    def ablation(self) -> dict:
+        """The paper's ablation axes as set for this run (echoed in every report)."""
+        s, folds = self.settings, self.settings.folds
+        return {"steps": s.steps, "guidance": s.guidance, "generations_per_query": s.generations,
+                "known_fraction": s.known_fraction if s.known_fraction is not None else round((folds - 1) / folds, 6),
+                "combine": list(s.combine), "embedder": s.embedder}
+
     def header(self) -> dict:
         """What the report says about this run, without generating anything."""
         from .targets import hash_folder, is_callable_spec
@@ -169,6 +177,7 @@ class Audit:
             "folds": self.settings.folds,
             "seed": self.settings.seed,
             "generations_per_query": self.settings.generations,
+            "ablation": self.ablation(),
             "gate": self.settings.gate.describe(),
             "settings": self.settings.to_dict(),
             "versions": versions(),

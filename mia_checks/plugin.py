@@ -35,6 +35,8 @@ OPTIONS: tuple[tuple[str, str], ...] = (
     ("embedder", "open_clip model for semantic attacks: MODEL:TAG (default ViT-B-32:openai), hf-hub:org/repo, "
                  "or a local folder with open_clip_config.json"),
     ("folds", "folds of the partial-knowledge protocol (default 5)"),
+    ("known-fraction", "ablation: the attacker's known part as a fraction of all queries, at most (k-1)/k "
+                       "(default: all k-1 training folds)"),
     ("cache-dir", "where generations are cached (default $MIA_CHECKS_CACHE or ~/.cache/mia-checks)"),
     ("json", "write the JSON report to this path"),
     ("max-samples", "use at most this many images per reference set (seeded sample)"),

@@ -27,8 +27,8 @@ def format_header(header: dict) -> str:
         f"members: {m['n']} from {m['path']}   non-members: {n['n']} from {n['path']}",
         (f"protocol: shadow-model (attack models fitted on {header['shadow_target']}, applied frozen); "
          if header.get("shadow_target") else f"protocol: {header['protocol']}, {header['folds']}-fold; ")
-        + f"seed {header['seed']}; "
-        f"{header['generations_per_query']} generation(s) per query",
+        + f"seed {header['seed']}",
+        _format_ablation(header.get("ablation")),
         f"gate: {header['gate']}" + ("; tracking mode: leakage and regressions are reported, not failed"
                                      if header.get("mode") == "track" else ""),
     ]
@@ -39,7 +39,17 @@ def format_header(header: dict) -> str:
                      + "".join(f"; NOTE: {note}" for note in baseline.get("notes", [])))
     elif header.get("baseline_missing"):
         lines.append(f"baseline: {header['baseline_missing']}")
-    return "\n".join(lines)
+    return "\n".join(line for line in lines if line)
+
+
+def _format_ablation(ablation: dict | None) -> str:
+    if not ablation:
+        return ""
+    known = ablation["known_fraction"]
+    return (f"ablation: {ablation['steps']} steps, guidance "
+            f"{'the pipeline default' if ablation['guidance'] is None else ablation['guidance']}, "
+            f"{ablation['generations_per_query']} generation(s) per query, attacker knows {known:.0%} of the queries, "
+            f"IV combines {'+'.join(ablation['combine'])}, embedder {ablation['embedder']}")
 
 
 def format_shift(records: list[dict]) -> str | None:

@@ -34,6 +34,7 @@ class AuditSettings:
     batch_size: int = 16
     embedder: str = DEFAULT_EMBEDDER
     folds: int = 5
+    known_fraction: float | None = None  # attacker's known part, as a fraction of all queries (≤ (k−1)/k)
     cache_dir: str | None = None
     json_report: str | None = None
     max_samples: int | None = None
@@ -131,6 +132,10 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
                             ("folds", int, 2), ("max-samples", int, 1)):
         if get(name):
             kw[name.replace("-", "_")] = _number(f"--mia-{name}", get(name), kind, low)
+    if get("known-fraction"):
+        folds = kw.get("folds", AuditSettings.folds)
+        kw["known_fraction"] = _number("--mia-known-fraction", get("known-fraction"), float, 0.01,
+                                       round((folds - 1) / folds, 6))
     if get("guidance"):
         kw["guidance"] = _number("--mia-guidance", get("guidance"), float, 0)
     for name, key in (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report"),

@@ -77,3 +77,16 @@ def test_cross_validation_is_deterministic_for_a_seed():
     x = attack.features(f, COMBINE_OPERATIONS)
     a, b = (cross_validate(attack.model, x, f.labels, 5, seed=7).scores for _ in range(2))
     assert np.array_equal(a, b)
+
+
+def test_known_fraction_shrinks_what_each_attack_model_learns_from():
+    import numpy as np
+
+    from mia_checks.protocol import known_part
+
+    labels = np.r_[np.ones(32, int), np.zeros(32, int)]
+    train = np.arange(51)  # 4 of 5 folds of 64
+    kept = known_part(train, labels, 0.25, seed=3)
+    assert len(kept) == 16 and set(kept) <= set(train) and labels[kept].sum() == round(16 * 32 / 51)  # stratified
+    assert np.array_equal(kept, known_part(train, labels, 0.25, seed=3))  # seeded
+    assert np.array_equal(known_part(train, labels, None, seed=3), train)

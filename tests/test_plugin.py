@@ -94,6 +94,16 @@ def test_results_are_identical_under_xdist(pytester, demo_args):
     assert serial.ret == parallel.ret
 
 
+def test_ablation_settings_are_echoed_and_a_smaller_known_part_still_catches_the_leak(pytester, demo_args):
+    result = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=II-P", "--mia-known-fraction=0.25",
+                                "--mia-combine=cosine", "--mia-json=report.json")
+    result.assert_outcomes(failed=1)  # II-P still fails learning from 16 queries instead of 51
+    result.stdout.fnmatch_lines(["ablation: 25 steps, guidance 1.0, 2 generation(s) per query, attacker knows 25% "
+                                 "of the queries, IV combines cosine, embedder */clip"])
+    ablation = json.loads((pytester.path / "report.json").read_text())["ablation"]
+    assert ablation["known_fraction"] == 0.25 and ablation["steps"] == 25 and ablation["combine"] == ["cosine"]
+
+
 def test_junit_xml_carries_per_attack_properties(pytester, demo_args):
     pytester.runpytest(*demo_args("sd-null"), "--mia-attacks=II-P", "--junitxml=junit.xml")
     xml = (pytester.path / "junit.xml").read_text()
@@ -114,6 +124,7 @@ def _bad(pytester, demo_args, *override: str):
         ("--mia-gate-metric=f1", "*--mia-gate-metric: unknown f1*"),
         ("--mia-folds=1", "*--mia-folds: 1 is out of range*"),
         ("--mia-threshold=II-Q=0.5", "*--mia-threshold: unknown attack 'II-Q'*"),
+        ("--mia-known-fraction=0.9", "*--mia-known-fraction: 0.9 is out of range [[]0.01, 0.8[]]*"),
     ],
 )
 def test_bad_options_are_usage_errors(pytester, demo_args, option, message):
