@@ -48,7 +48,7 @@ class Audit:
     def __init__(self, settings: AuditSettings, members: ReferenceSet | None = None,
                  nonmembers: ReferenceSet | None = None, progress: bool = True):
         self.settings = settings
-        check_target_spec(settings.target, settings.allow_pickle)
+        check_target_spec(settings.target, settings.allow_pickle, lora=settings.lora, config=settings.target_config)
         if members is None or nonmembers is None:
             members, nonmembers = load_reference_sets(settings)
         self.members, self.nonmembers = members, nonmembers
@@ -57,7 +57,8 @@ class Audit:
 
     @cached_property
     def target(self) -> Target:
-        return load_target(self.settings.target, self.generation_settings, self.settings.allow_pickle)
+        s = self.settings
+        return load_target(s.target, self.generation_settings, s.allow_pickle, lora=s.lora, config=s.target_config)
 
     @cached_property
     def generation_settings(self) -> GenerationSettings:
@@ -106,7 +107,7 @@ class Audit:
         """The shadow model's audit: same settings, its own checkpoint and reference sets."""
         s = self.settings
         shadow_settings = replace(s, target=s.shadow_target, members=s.shadow_members, nonmembers=s.shadow_nonmembers,
-                                  shadow_target=None, shadow_members=None, shadow_nonmembers=None)
+                                  lora=None, shadow_target=None, shadow_members=None, shadow_nonmembers=None)
         return Audit(shadow_settings, *load_reference_sets(s, shadow=True), progress=self.progress)
 
     def result(self, attack_id: str) -> AttackResult:
@@ -157,19 +158,13 @@ class Audit:
 
     def header(self) -> dict:
         """What the report says about this run, without generating anything."""
-        from .targets import hash_folder, is_callable_spec
-        from pathlib import Path
-
+        target = self.target  # cheap: the pipeline itself loads only when an image is missing
         spec = self.settings.target
-        if is_callable_spec(spec):
-            kind, checkpoint = "callable", None
-        else:
-            model_index = json.loads((Path(spec) / "model_index.json").read_text())
-            kind, checkpoint = f"diffusers:{model_index['_class_name']}", hash_folder(Path(spec))
         return {
             "target": spec,
-            "target_kind": kind,
-            "checkpoint_sha256": checkpoint,
+            "target_kind": target.kind,
+            "checkpoint_sha256": None if target.kind == "callable" else target.identity,
+            "lora": self.settings.lora,
             "members": {"path": self.settings.members, "n": len(self.members), "sha256": self.members.digest},
             "nonmembers": {"path": self.settings.nonmembers, "n": len(self.nonmembers), "sha256": self.nonmembers.digest},
             "protocol": self.settings.protocol,

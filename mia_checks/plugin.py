@@ -16,7 +16,11 @@ GATE_TESTS = Path(__file__).with_name("gate_tests.py")
 
 # name (→ --mia-NAME and ini mia_NAME), help. Defaults live in AuditSettings; the command line beats the ini.
 OPTIONS: tuple[tuple[str, str], ...] = (
-    ("target", "model under audit: a diffusers pipeline folder, or package.module:function (black box)"),
+    ("target", "model under audit: a diffusers pipeline folder, a single-file checkpoint (.safetensors), or "
+               "package.module:function (black box)"),
+    ("target-config", "single-file target: the diffusers pipeline folder (or hub id) whose configs describe it "
+                      "(default: diffusers infers them from the checkpoint and fetches them from the hub)"),
+    ("lora", "LoRA adapter to apply on the target pipeline: the folder save_lora_weights wrote, or its .safetensors"),
     ("members", "member reference set: image folder with metadata.jsonl, or a .jsonl/.csv manifest"),
     ("nonmembers", "non-member reference set (held out, same distribution), same formats"),
     ("threshold", "leakage threshold of the gate metric, e.g. 0.6, or per attack: 0.55,II-P=0.6 "
@@ -161,10 +165,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
     try:
         settings = build_settings(raw)
-        check_target_spec(settings.target, settings.allow_pickle)
+        check_target_spec(settings.target, settings.allow_pickle, lora=settings.lora, config=settings.target_config)
         members, nonmembers = load_reference_sets(settings)
         if settings.shadow_target:
-            check_target_spec(settings.shadow_target, settings.allow_pickle, "--mia-shadow-target")
+            check_target_spec(settings.shadow_target, settings.allow_pickle, "--mia-shadow-target",
+                              config=settings.target_config)
             load_reference_sets(settings, shadow=True)
         baseline = None
         if settings.compare:

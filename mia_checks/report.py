@@ -23,7 +23,8 @@ def _num(value: float | None, digits: int = 3) -> str:
 def format_header(header: dict) -> str:
     m, n = header["members"], header["nonmembers"]
     lines = [
-        f"target: {header['target']} ({header['target_kind']})",
+        f"target: {header['target']} ({header['target_kind']})"
+        + (f" with LoRA adapter {header['lora']}" if header.get("lora") else ""),
         f"members: {m['n']} from {m['path']}   non-members: {n['n']} from {n['path']}",
         (f"protocol: shadow-model (attack models fitted on {header['shadow_target']}, applied frozen); "
          if header.get("shadow_target") else f"protocol: {header['protocol']}, {header['folds']}-fold; ")

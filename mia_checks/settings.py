@@ -19,6 +19,8 @@ class AuditSettings:
     target: str
     members: str
     nonmembers: str
+    target_config: str | None = None  # single-file target: pipeline folder or hub id of its configs
+    lora: str | None = None  # LoRA adapter applied on the target pipeline
     threshold: float | None = None
     per_attack_threshold: dict[str, float] = field(default_factory=dict)
     gate_metric: str = "accuracy"
@@ -139,7 +141,7 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
     if get("guidance"):
         kw["guidance"] = _number("--mia-guidance", get("guidance"), float, 0)
     for name, key in (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report"),
-                      ("storage", "storage"), ("save", "save"), ("compare", "compare"), ("html", "html_report"),
+                      ("storage", "storage"), ("save", "save"), ("target-config", "target_config"), ("lora", "lora"), ("compare", "compare"), ("html", "html_report"),
                       ("markdown", "markdown_report")):
         if get(name):
             kw[key] = get(name)

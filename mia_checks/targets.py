@@ -6,6 +6,9 @@ only on prompts[i] and seeds[i] (not on the batch it came in), so that generatio
 
 Kinds:
 - a diffusers text-to-image pipeline folder (`model_index.json`, safetensors weights);
+- a single-file checkpoint (`model.safetensors` in the original Stable Diffusion layout), loaded with
+  diffusers' `from_single_file`, its configs from `--mia-target-config` (a pipeline folder or hub id);
+- either of those with a LoRA adapter applied (`--mia-lora`, diffusers' `load_lora_weights`);
 - `package.module:function`, a black-box callable `function(prompts: list[str], seeds: list[int]) ->
   list of HxWx3 uint8 arrays (or PIL images)`, for hosted models or any wrapper.
 """
@@ -100,18 +103,85 @@ def _to_uint8(images: Any) -> list[np.ndarray]:
     return out
 
 
+@dataclass(frozen=True)
+class PipelineSource:
+    """Where a diffusers pipeline comes from: a folder, or a single file (with the configs to read it by),
+    and optionally a LoRA adapter applied on top."""
+
+    path: Path
+    config: str | None = None  # single file: a pipeline folder or hub id holding the component configs
+    lora: Path | None = None
+
+    @property
+    def single_file(self) -> bool:
+        return self.path.is_file()
+
+    @property
+    def class_name(self) -> str:
+        folder = None if self.single_file else self.path
+        if self.single_file and self.config and (Path(self.config) / "model_index.json").is_file():
+            folder = Path(self.config)
+        if folder is not None:
+            return json.loads((folder / "model_index.json").read_text())["_class_name"]
+        return "StableDiffusionPipeline"  # the single-file layout of SD 1.x / 2.x; SDXL: give --mia-target-config
+
+    @property
+    def kind(self) -> str:
+        return (f"diffusers{'-single-file' if self.single_file else ''}:{self.class_name}"
+                + ("+lora" if self.lora else ""))
+
+    @property
+    def identity(self) -> str:
+        """Content hash of everything loaded: weights, configs, adapter."""
+        parts = [hash_folder(self.path) if not self.single_file else hash_file(self.path)]
+        if self.single_file and self.config and Path(self.config).is_dir():
+            parts.append(hash_folder(Path(self.config)))
+        elif self.single_file:
+            parts.append(f"config:{self.config}")
+        if self.lora:
+            parts.append(hash_folder(self.lora) if self.lora.is_dir() else hash_file(self.lora))
+        return parts[0] if len(parts) == 1 else hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+    def load(self, dtype, allow_pickle: bool):
+        import diffusers
+
+        if self.single_file:
+            pipeline_class = getattr(diffusers, self.class_name)
+            pipeline = pipeline_class.from_single_file(str(self.path), config=self.config, torch_dtype=dtype,
+                                                       local_files_only=bool(self.config and Path(self.config).is_dir()))
+        else:
+            pipeline = diffusers.DiffusionPipeline.from_pretrained(
+                self.path, dtype=dtype, use_safetensors=None if allow_pickle else True)
+        if self.lora:
+            folder, weight = (self.lora, None) if self.lora.is_dir() else (self.lora.parent, self.lora.name)
+            pipeline.load_lora_weights(str(folder), weight_name=weight or _lora_weight_name(folder))
+        return pipeline
+
+
+def hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _lora_weight_name(folder: Path) -> str:
+    files = sorted(p.name for p in folder.glob("*.safetensors"))
+    return "pytorch_lora_weights.safetensors" if "pytorch_lora_weights.safetensors" in files or not files else files[0]
+
+
 class DiffusersRunner:
     """Calls a diffusers pipeline with per-image seeds; loads it on the first call only, so a run whose
     images are all cached never loads the checkpoint."""
 
-    def __init__(self, folder: Path, settings: GenerationSettings, allow_pickle: bool):
-        self.folder, self.settings, self.allow_pickle = folder, settings, allow_pickle
-        self.class_name = json.loads((folder / "model_index.json").read_text())["_class_name"]
+    def __init__(self, source: PipelineSource, settings: GenerationSettings, allow_pickle: bool):
+        self.source, self.settings, self.allow_pickle = source, settings, allow_pickle
+        self.class_name = source.class_name
         self._pipeline = None
 
     def _load(self):
         import torch
-        from diffusers import DiffusionPipeline
         from diffusers.utils import logging as diffusers_logging
         from transformers.utils import logging as transformers_logging
 
@@ -120,9 +190,7 @@ class DiffusersRunner:
         transformers_logging.disable_progress_bar()
         device = resolve_device(self.settings.device)
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
-        pipeline = DiffusionPipeline.from_pretrained(
-            self.folder, dtype=dtype, use_safetensors=None if self.allow_pickle else True
-        )
+        pipeline = self.source.load(dtype, self.allow_pickle)
         pipeline.to(device)
         pipeline.set_progress_bar_config(disable=True)
         extra: dict[str, Any] = {}
@@ -153,10 +221,9 @@ class DiffusersRunner:
         return self._call(prompts, seeds)
 
 
-def load_diffusers_target(folder: Path, settings: GenerationSettings, allow_pickle: bool = False) -> Target:
-    check_pipeline_folder(folder, allow_pickle)
-    runner = DiffusersRunner(folder, settings, allow_pickle)
-    return Target(str(folder), f"diffusers:{runner.class_name}", hash_folder(folder), runner)
+def load_diffusers_target(source: PipelineSource, settings: GenerationSettings, allow_pickle: bool = False) -> Target:
+    runner = DiffusersRunner(source, settings, allow_pickle)
+    return Target(str(source.path), source.kind, source.identity, runner)
 
 
 def load_callable_target(spec: str) -> Target:
@@ -176,25 +243,54 @@ def is_callable_spec(spec: str) -> bool:
     return bool(sep) and attr.isidentifier() and all(p.isidentifier() for p in module.split(".")) and not Path(spec).exists()
 
 
-def check_target_spec(spec: str, allow_pickle: bool, option: str = "--mia-target") -> None:
+def _check_weights_file(path: Path, allow_pickle: bool, option: str, what: str) -> None:
+    if path.suffix in PICKLE_SUFFIXES and not allow_pickle:
+        raise MiaUsageError(f"{option}: {path} is a pickle-based {what}. Loading a pickle can run arbitrary code: "
+                            "convert it to safetensors, or pass --mia-allow-pickle if you trust this file.")
+    if path.suffix not in PICKLE_SUFFIXES + (".safetensors",):
+        raise MiaUsageError(f"{option}: {path} is a single file but not a checkpoint (.safetensors, or with "
+                            "--mia-allow-pickle .ckpt/.pt/.bin); give a diffusers pipeline folder or a checkpoint.")
+
+
+def check_target_spec(spec: str, allow_pickle: bool, option: str = "--mia-target", lora: str | None = None,
+                      config: str | None = None) -> None:
     """Cheap checks that run before anything heavy loads."""
     if is_callable_spec(spec):
+        if lora:
+            raise MiaUsageError("--mia-lora: a LoRA adapter applies to a diffusers pipeline, not to a callable target.")
         return
     path = Path(spec)
     if not path.exists():
         raise MiaUsageError(
-            f"{option}: {spec} does not exist. Give a diffusers pipeline folder or package.module:function."
+            f"{option}: {spec} does not exist. Give a diffusers pipeline folder, a single-file checkpoint "
+            "(.safetensors) or package.module:function."
         )
     if path.is_file():
-        hint = " It is pickle-based: convert it to safetensors." if path.suffix in PICKLE_SUFFIXES else ""
-        raise MiaUsageError(
-            f"{option}: {spec} is a single file; give a diffusers pipeline folder (save_pretrained).{hint}"
-        )
-    check_pipeline_folder(path, allow_pickle, option)
+        _check_weights_file(path, allow_pickle, option, "checkpoint")
+        if config and Path(config).exists():
+            check_pipeline_folder(Path(config), allow_pickle, "--mia-target-config")
+    else:
+        check_pipeline_folder(path, allow_pickle, option)
+    if lora:
+        lora_path = Path(lora)
+        if not lora_path.exists():
+            raise MiaUsageError(f"--mia-lora: {lora} does not exist. Give the folder save_lora_weights wrote, or "
+                                "its .safetensors file.")
+        if lora_path.is_file():
+            _check_weights_file(lora_path, allow_pickle, "--mia-lora", "LoRA adapter")
+        elif not list(lora_path.glob("*.safetensors")):
+            pickles = [p.name for p in lora_path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+            if not pickles:
+                raise MiaUsageError(f"--mia-lora: {lora} holds no LoRA weights (*.safetensors).")
+            if not allow_pickle:
+                raise MiaUsageError(f"--mia-lora: {lora} holds only pickle-based weights ({', '.join(pickles)}); "
+                                    "convert them to safetensors, or pass --mia-allow-pickle if you trust them.")
 
 
-def load_target(spec: str, settings: GenerationSettings, allow_pickle: bool = False) -> Target:
-    check_target_spec(spec, allow_pickle)
+def load_target(spec: str, settings: GenerationSettings, allow_pickle: bool = False, lora: str | None = None,
+                config: str | None = None) -> Target:
+    check_target_spec(spec, allow_pickle, lora=lora, config=config)
     if is_callable_spec(spec):
         return load_callable_target(spec)
-    return load_diffusers_target(Path(spec), settings, allow_pickle)
+    source = PipelineSource(Path(spec), config, Path(lora) if lora else None)
+    return load_diffusers_target(source, settings, allow_pickle)

@@ -27,12 +27,59 @@ def test_each_family_generates_32px_images_that_depend_only_on_prompt_and_seed(t
     assert not np.array_equal(pair[0], pair[1])
 
 
-def test_specs_that_are_not_targets_are_usage_errors(tmp_path):
+def test_single_file_checkpoint_generates_what_its_pipeline_folder_does(testbed):
+    settings = GenerationSettings(steps=8, guidance=1.0, device="cpu")
+    single = load_target(str(testbed / "single-file" / "sd-leaky.safetensors"), settings,
+                         config=str(testbed / "sd-leaky"))
+    folder = load_target(str(testbed / "sd-leaky"), settings)
+    assert single.kind == "diffusers-single-file:StableDiffusionPipeline" and single.identity != folder.identity
+    a, b = single.generate(PROMPTS, [1, 2]), folder.generate(PROMPTS, [1, 2])
+    assert all(np.abs(x.astype(int) - y.astype(int)).max() <= 1 for x, y in zip(a, b))
+
+
+def test_lora_adapter_changes_the_base_pipeline(testbed):
+    settings = GenerationSettings(steps=8, guidance=1.0, device="cpu")
+    base = load_target(str(testbed / "sd-null"), settings)
+    adapted = load_target(str(testbed / "sd-null"), settings, lora=str(testbed / "lora-leaky"))
+    assert adapted.kind == "diffusers:StableDiffusionPipeline+lora" and adapted.identity != base.identity
+    assert np.abs(adapted.generate(PROMPTS[:1], [3])[0].astype(int) - base.generate(PROMPTS[:1], [3])[0]).mean() > 5
+
+
+def test_specs_that_are_not_targets_are_usage_errors(tmp_path, testbed):
     (tmp_path / "model.ckpt").write_bytes(b"pickle")
-    with pytest.raises(MiaUsageError, match="single file.*pickle-based"):
+    with pytest.raises(MiaUsageError, match="model.ckpt is a pickle-based checkpoint.*--mia-allow-pickle"):
         check_target_spec(str(tmp_path / "model.ckpt"), allow_pickle=False)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(MiaUsageError, match="notes.txt is a single file but not a checkpoint"):
+        check_target_spec(str(tmp_path / "notes.txt"), allow_pickle=False)
     with pytest.raises(MiaUsageError, match="cannot import"):
         load_target("no_such_module_xyz:generate", GenerationSettings())
+    with pytest.raises(MiaUsageError, match="--mia-lora: .*/nothing does not exist"):
+        check_target_spec(str(testbed / "sd-null"), False, lora=str(tmp_path / "nothing"))
+    with pytest.raises(MiaUsageError, match="--mia-lora: a LoRA adapter applies to a diffusers pipeline"):
+        check_target_spec("some_module:generate", False, lora=str(testbed / "lora-leaky"))
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "pytorch_lora_weights.bin").write_bytes(b"pickle")
+    with pytest.raises(MiaUsageError, match="--mia-lora: .*only pickle-based weights"):
+        check_target_spec(str(testbed / "sd-null"), False, lora=str(tmp_path / "adapter"))
+
+
+@pytest.mark.parametrize("lora, outcome", [(True, "failed"), (False, "passed")])
+def test_lora_fine_tune_through_the_gate(pytester, demo_args, testbed, lora, outcome):
+    # The adapter was trained on the members over sd-null; sd-null alone never saw them.
+    extra = [f"--mia-lora={testbed / 'lora-leaky'}"] if lora else []
+    result = pytester.runpytest(*demo_args("sd-null"), "--mia-attacks=II-P", *extra)
+    result.assert_outcomes(**{outcome: 1})
+    if lora:
+        result.stdout.fnmatch_lines(["target: *sd-null (diffusers:StableDiffusionPipeline+lora) with LoRA adapter *lora-leaky"])
+
+
+def test_single_file_target_through_the_gate(pytester, demo_args, testbed):
+    args = [a for a in demo_args("sd-leaky") if not a.startswith("--mia-target=")]
+    result = pytester.runpytest(*args, f"--mia-target={testbed / 'single-file' / 'sd-leaky.safetensors'}",
+                                f"--mia-target-config={testbed / 'sd-leaky'}", "--mia-attacks=II-P")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["target: *sd-leaky.safetensors (diffusers-single-file:StableDiffusionPipeline)"])
 
 
 def test_black_box_callable_target_through_the_gate(pytester, demo_args, testbed):

@@ -7,6 +7,8 @@ Artifacts (each a folder under <cache>/testbed/v<BUILDER_VERSION>/):
 - vq/                   VQModel (64-code tokenizer of images) trained on the public split, for aMUSEd
 - clip/                 tiny open_clip model trained on the public split
 - sd-leaky, sd-mild, sd-null, sd-shadow, ldm-leaky, ldm-null, amused-leaky, amused-null: saved pipelines
+- single-file/sd-leaky.safetensors  sd-leaky as one original-layout checkpoint (diffusers' from_single_file)
+- lora-leaky/           a LoRA adapter fine-tuned on the members over sd-null (load_lora_weights)
 
 Independent artifacts train in two processes of one thread each (on 2 cores that beats one process of two
 threads); a file lock per artifact lets pytest-xdist workers and the demo share one build.
@@ -28,6 +30,8 @@ VAE_STEPS = 300
 CLIP_STEPS = 300
 TARGET_STEPS = 800  # memorises 32 members: black-box reconstruction AUC ≈ 1 from step 600 on
 AMUSED_STEPS = 1500  # masked-token training memorises more slowly than denoising
+LORA_STEPS = 800
+LORA_RANK = 8
 MILD_STEPS = 60  # the same run, stopped early: white-box AUC ≈ 0.75, black-box attacks near chance
 
 # target name → (text encoder family, training split)
@@ -43,9 +47,10 @@ TARGETS = {
 EARLY_STOPS = {"sd-mild": ("sd-leaky", MILD_STEPS)}  # saved from the run of another target
 # Rough seconds on one core, to start the longest jobs first.
 COST = {"amused-leaky": 170, "amused-null": 170, "ldm-leaky": 150, "ldm-null": 150, "sd-leaky": 110,
-        "sd-null": 110, "sd-shadow": 110, "vae": 40, "vq": 40, "clip": 35}
+        "sd-null": 110, "sd-shadow": 110, "lora-leaky": 110, "vae": 40, "vq": 40, "clip": 35}
 ALIASES = {"leaky": "sd-leaky", "mild": "sd-mild", "null": "sd-null", "shadow": "sd-shadow"}
-ALL_ARTIFACTS = ("data", "tokenizer", "vae", "vq", "clip", *TARGETS, *EARLY_STOPS)
+DERIVED = {"single-file": "sd-leaky", "lora-leaky": "sd-null"}  # artifact → the target it is made from
+ALL_ARTIFACTS = ("data", "tokenizer", "vae", "vq", "clip", *TARGETS, *EARLY_STOPS, *DERIVED)
 
 
 def default_cache_root() -> Path:
@@ -66,6 +71,8 @@ def _dependencies(name: str) -> tuple[str, ...]:
         return ("tokenizer", "vq" if TARGETS[name][0] == "amused" else "vae")
     if name in EARLY_STOPS:
         return (EARLY_STOPS[name][0],)
+    if name in DERIVED:
+        return (DERIVED[name],)
     return ()
 
 
@@ -132,6 +139,38 @@ def _build_clip(root: Path, out: Path) -> dict:
     images, captions = _load_split(root, "public")
     train_tiny_clip(out, images, captions, steps=CLIP_STEPS, seed=SEED)
     return {"steps": CLIP_STEPS}
+
+
+def _build_single_file(root: Path, out: Path) -> dict:
+    from .single_file import save_single_file
+
+    path = save_single_file(root / "sd-leaky", out / "sd-leaky.safetensors")
+    return {"from": "sd-leaky", "file": path.name, "bytes": path.stat().st_size}
+
+
+def _build_lora(root: Path, out: Path) -> dict:
+    """A LoRA fine-tune of sd-null on the members: only the adapter learns, the base stays frozen."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from .train import encode_latents, tokenize, train_denoiser
+
+    pipe = StableDiffusionPipeline.from_pretrained(root / DERIVED["lora-leaky"])
+    images, captions = _load_split(root, "members")
+    pipe.unet.requires_grad_(False)
+    pipe.text_encoder.requires_grad_(False)
+    torch.manual_seed(SEED + 3)
+    pipe.unet.add_adapter(LoraConfig(r=LORA_RANK, lora_alpha=LORA_RANK, init_lora_weights="gaussian",
+                                     target_modules=["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"]))
+    params = [p for p in pipe.unet.parameters() if p.requires_grad]
+    train_denoiser(pipe.unet, pipe.text_encoder, encode_latents(pipe.vae, images), tokenize(pipe.tokenizer, captions),
+                   LORA_STEPS, seed=SEED + 2, params=params)
+    StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=get_peft_model_state_dict(pipe.unet),
+                                              safe_serialization=True)
+    return {"base": DERIVED["lora-leaky"], "split": "members", "steps": LORA_STEPS, "rank": LORA_RANK,
+            "adapter_parameters": sum(p.numel() for p in params)}
 
 
 def _assemble_pipeline(family: str, tokenizer, vae, text_encoder, unet):
@@ -205,6 +244,10 @@ def _build_one(root: str, name: str) -> tuple[str, float]:
         info = _build_vq(root_path, out)
     elif name == "clip":
         info = _build_clip(root_path, out)
+    elif name == "single-file":
+        info = _build_single_file(root_path, out)
+    elif name == "lora-leaky":
+        info = _build_lora(root_path, out)
     elif TARGETS[name][0] == "amused":
         info = _build_amused(root_path, out, name)
     else:

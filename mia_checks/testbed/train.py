@@ -70,17 +70,19 @@ def train_denoiser(
     lr: float = 1e-3,
     repeats: int = 2,
     on_step: Callable[[int], None] | None = None,
+    params: list | None = None,
 ) -> None:
     """Full-batch epsilon-prediction training of unet and text_encoder on (latents, captions).
 
     Each step sees every training pair `repeats` times with fresh noise and timesteps; on_step(step) is
-    called after each optimiser step (used to save early checkpoints of the same run).
+    called after each optimiser step (used to save early checkpoints of the same run). `params`: what is
+    trained (default: every parameter of both; a LoRA adapter's parameters for a LoRA fine-tune).
     """
     from .components import make_train_scheduler
 
     scheduler = make_train_scheduler()
     rng = torch.Generator().manual_seed(seed)
-    params = list(unet.parameters()) + list(text_encoder.parameters())
+    params = params if params is not None else list(unet.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     latents = latents.repeat(repeats, 1, 1, 1)
     input_ids = input_ids.repeat(repeats, 1)
