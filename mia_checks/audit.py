@@ -38,8 +38,9 @@ def load_reference_sets(settings: AuditSettings, shadow: bool = False) -> tuple[
     disjointness) and balanced."""
     prefix = "shadow-" if shadow else ""
     paths = (settings.shadow_members, settings.shadow_nonmembers) if shadow else (settings.members, settings.nonmembers)
-    members = load_reference_set(paths[0], "members", f"--mia-{prefix}members")
-    nonmembers = load_reference_set(paths[1], "nonmembers", f"--mia-{prefix}nonmembers")
+    required = settings.captioner is None  # caption-less mode: captions are written by the captioner
+    members = load_reference_set(paths[0], "members", f"--mia-{prefix}members", captions_required=required)
+    nonmembers = load_reference_set(paths[1], "nonmembers", f"--mia-{prefix}nonmembers", captions_required=required)
     check_disjoint(members, nonmembers)
     return balance(members, nonmembers, settings.seed, settings.max_samples)
 
@@ -68,9 +69,17 @@ class Audit:
     def labels(self) -> np.ndarray:
         return np.r_[np.ones(len(self.members), int), np.zeros(len(self.nonmembers), int)]
 
-    @property
+    @cached_property
     def captions(self) -> list[str]:
-        return list(self.members.captions) + list(self.nonmembers.captions)
+        """The queries' captions, members first: the sets' own, or in caption-less mode the captioner's."""
+        if self.settings.captioner is None:
+            return list(self.members.captions) + list(self.nonmembers.captions)
+        from .captioning import caption_queries
+
+        s = self.settings
+        return caption_queries(s.captioner, list(self.members.images) + list(self.nonmembers.images),
+                               list(self.members.hashes) + list(self.nonmembers.hashes), s.cache_root(),
+                               resolve_device(s.device), s.allow_pickle)
 
     @cached_property
     def generation_cache(self) -> GenerationCache:
@@ -165,6 +174,8 @@ class Audit:
             "target_kind": target.kind,
             "checkpoint_sha256": None if target.kind == "callable" else target.identity,
             "lora": self.settings.lora,
+            "captions": ({"source": "given"} if self.settings.captioner is None else
+                         {"source": "generated", "captioner": self.settings.captioner, "captions": self.captions}),
             "members": {"path": self.settings.members, "n": len(self.members), "sha256": self.members.digest},
             "nonmembers": {"path": self.settings.nonmembers, "n": len(self.nonmembers), "sha256": self.nonmembers.digest},
             "protocol": self.settings.protocol,

@@ -4,6 +4,8 @@ Accepted layouts (paths in manifests are relative to the manifest's folder):
 - an image folder with `metadata.jsonl` (diffusers' train_text_to_image format: one
   `{"file_name": ..., "text": ...}` per line) or `metadata.csv` with the same columns;
 - a `.jsonl` or `.csv` manifest file with those columns (`image` and `caption` are accepted too).
+In caption-less mode (`captions_required=False`) captions may be missing (they are then ""), and a plain
+folder of images with no manifest is accepted.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .errors import MiaUsageError
 FILE_KEYS = ("file_name", "image", "path")
 TEXT_KEYS = ("text", "caption", "prompt")
 MIN_IMAGES = 20  # per set: below this, a 5-fold attack has too few images to say anything
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def _read_rows(manifest: Path, option: str) -> list[dict]:
     return rows
 
 
-def _find_manifest(path: Path, option: str) -> Path:
+def _find_manifest(path: Path, option: str, captions_required: bool = True) -> Path | None:
     if not path.exists():
         raise MiaUsageError(
             f"{option}: {path} does not exist. Give an image folder with metadata.jsonl, or a .jsonl/.csv manifest."
@@ -87,9 +90,12 @@ def _find_manifest(path: Path, option: str) -> Path:
     for name in ("metadata.jsonl", "metadata.csv"):
         if (path / name).is_file():
             return path / name
+    if not captions_required:
+        return None  # a plain image folder
     raise MiaUsageError(
         f"{option}: {path} has no metadata.jsonl. Add one line per image, "
-        '{"file_name": "0001.png", "text": "its caption"} (the format of diffusers\' train_text_to_image.py).'
+        '{"file_name": "0001.png", "text": "its caption"} (the format of diffusers\' train_text_to_image.py), '
+        "or run caption-less with --mia-captioner=Salesforce/blip-image-captioning-base."
     )
 
 
@@ -116,21 +122,27 @@ def load_image(path: Path, option: str) -> tuple[np.ndarray, str]:
     return array, hashlib.sha256(raw).hexdigest()
 
 
-def load_reference_set(path: str | Path, name: str, option: str, min_images: int = MIN_IMAGES) -> ReferenceSet:
+def load_reference_set(path: str | Path, name: str, option: str, min_images: int = MIN_IMAGES,
+                       captions_required: bool = True) -> ReferenceSet:
     """Load and check one reference set; `option` names the command-line option in error messages."""
-    manifest = _find_manifest(Path(path), option)
-    rows = _read_rows(manifest, option)
+    manifest = _find_manifest(Path(path), option, captions_required)
+    if manifest is None:
+        manifest = Path(path) / "(image files)"
+        rows = [{"file_name": p.name} for p in sorted(Path(path).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    else:
+        rows = _read_rows(manifest, option)
     files, captions = [], []
     for number, row in enumerate(rows, 1):
         file_name, caption = _pick(row, FILE_KEYS), _pick(row, TEXT_KEYS)
         if file_name is None:
             raise MiaUsageError(f"{option}: {manifest} entry {number} has no file_name.")
-        if caption is None:
+        if caption is None and captions_required:
             raise MiaUsageError(
-                f"{option}: {manifest} entry {number} ({file_name}) has no caption; every image needs a 'text'."
+                f"{option}: {manifest} entry {number} ({file_name}) has no caption; every image needs a 'text', "
+                "or run caption-less with --mia-captioner=Salesforce/blip-image-captioning-base."
             )
         files.append(manifest.parent / file_name)
-        captions.append(caption)
+        captions.append(caption or "")
     if len(files) < min_images:
         raise MiaUsageError(
             f"{option}: {manifest} lists {len(files)} images; at least {min_images} are needed to measure leakage."

@@ -36,8 +36,11 @@ OPTIONS: tuple[tuple[str, str], ...] = (
     ("generations", "generations per query, K (default 2): distances take the best of K"),
     ("device", "auto (default), cpu, cuda, cuda:1 …"),
     ("batch-size", "prompts per generation batch (default 16)"),
-    ("embedder", "open_clip model for semantic attacks: MODEL:TAG (default ViT-B-32:openai), hf-hub:org/repo, "
+    ("embedder", "image-text embedder of the semantic attacks: open_clip MODEL:TAG (default ViT-B-32:openai), "
+                 "hf-hub:org/repo, transformers:openai/clip-vit-base-patch32 or transformers:Salesforce/blip-itm-base-coco, "
                  "or a local folder with open_clip_config.json"),
+    ("captioner", "caption-less mode: a BLIP captioning model (e.g. Salesforce/blip-image-captioning-base, or a "
+                  "local folder) captions every query, members and non-members alike; captions in the sets are ignored"),
     ("folds", "folds of the partial-knowledge protocol (default 5)"),
     ("known-fraction", "ablation: the attacker's known part as a fraction of all queries, at most (k-1)/k "
                        "(default: all k-1 training folds)"),
@@ -161,10 +164,16 @@ def pytest_configure(config: pytest.Config) -> None:
     from .audit import load_reference_sets
     from .errors import MiaUsageError
     from .settings import build_settings
+    from .embedders import check_embedder_spec
     from .targets import check_target_spec
 
     try:
         settings = build_settings(raw)
+        check_embedder_spec(settings.embedder, settings.allow_pickle)
+        if settings.captioner:
+            from .captioning import check_captioner_spec
+
+            check_captioner_spec(settings.captioner, settings.allow_pickle)
         check_target_spec(settings.target, settings.allow_pickle, lora=settings.lora, config=settings.target_config)
         members, nonmembers = load_reference_sets(settings)
         if settings.shadow_target:

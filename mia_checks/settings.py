@@ -35,6 +35,7 @@ class AuditSettings:
     device: str = "auto"
     batch_size: int = 16
     embedder: str = DEFAULT_EMBEDDER
+    captioner: str | None = None  # caption-less mode: this BLIP model captions every query
     folds: int = 5
     known_fraction: float | None = None  # attacker's known part, as a fraction of all queries (≤ (k−1)/k)
     cache_dir: str | None = None
@@ -141,7 +142,8 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
     if get("guidance"):
         kw["guidance"] = _number("--mia-guidance", get("guidance"), float, 0)
     for name, key in (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report"),
-                      ("storage", "storage"), ("save", "save"), ("target-config", "target_config"), ("lora", "lora"), ("compare", "compare"), ("html", "html_report"),
+                      ("storage", "storage"), ("save", "save"), ("target-config", "target_config"), ("lora", "lora"),
+                      ("captioner", "captioner"), ("compare", "compare"), ("html", "html_report"),
                       ("markdown", "markdown_report")):
         if get(name):
             kw[key] = get(name)

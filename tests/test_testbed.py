@@ -80,10 +80,14 @@ def test_targets_are_safetensors_pipelines_that_load_with_from_pretrained(testbe
     assert sum(p.numel() for p in pipe.unet.parameters()) == pytest.approx(1e6, rel=0.2)
 
 
-def test_tiny_clip_loads_through_the_users_open_clip_path_and_matches_captions(testbed: Path):
+@pytest.mark.parametrize("spec, kind", [("clip", "OpenClipEmbedder"), ("clip-hf", "TransformersEmbedder"),
+                                        ("transformers:{testbed}/blip-itm", "TransformersEmbedder")])
+def test_tiny_embedders_load_through_the_users_paths_and_match_captions(testbed: Path, spec: str, kind: str):
     from mia_checks.embedders import load_embedder
 
-    embedder = load_embedder(str(testbed / "clip"))  # the same code path as local-dir:/hf-hub CLIPs
+    # The same code paths as local-dir:/hf-hub open_clip models and transformers CLIP/BLIP models.
+    embedder = load_embedder(spec.format(testbed=testbed) if "{" in spec else str(testbed / spec))
+    assert type(embedder).__name__ == kind
     members = load_reference_set(testbed / "data" / "members", "members", "--mia-members")
     img = embedder.embed_images(list(members.images))
     txt = embedder.embed_texts(list(members.captions))
