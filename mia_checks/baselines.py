@@ -141,42 +141,79 @@ def metric_value(record: dict, metric: str) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
+COMPARE_RULES = ("bound", "point")
+
+
 @dataclass(frozen=True)
 class Change:
-    """One metric of one attack, now and in the baseline; `regressed` when it rose beyond its tolerance."""
+    """One metric of one attack, now and in the baseline, with a bootstrap interval of the difference.
+
+    regressed: under rule `bound` (default) when the interval's lower end (a one-sided bound) is above the
+    allowed rise, so that noise alone rarely fails a run; under `point` when the point difference is.
+    Metrics without a bootstrap (tpr@1%fpr, epsilon) always use the point difference."""
 
     attack: str
     metric: str
     baseline: float | None
     current: float | None
     tolerance: Tolerance | None = None
+    interval: tuple[float, float] | None = None
+    rule: str = "bound"
 
     @property
     def delta(self) -> float | None:
         return None if self.baseline is None or self.current is None else self.current - self.baseline
 
+    def _exceeds(self, rise: float | None) -> bool:
+        return (self.tolerance is not None and rise is not None
+                and rise > self.tolerance.allowed(self.baseline) + 1e-12)
+
     @property
     def regressed(self) -> bool:
-        return (self.tolerance is not None and self.delta is not None
-                and self.delta > self.tolerance.allowed(self.baseline) + 1e-12)
+        if self.rule == "bound" and self.interval is not None:
+            return self._exceeds(self.interval[0])
+        return self._exceeds(self.delta)
+
+    @property
+    def within_noise(self) -> bool:
+        """The point difference and its bound disagree about the allowance."""
+        return self.interval is not None and self._exceeds(self.delta) != self._exceeds(self.interval[0])
 
     def message(self, baseline_label: str) -> str:
+        bound = f", lower bound +{self.interval[0]:.3f}" if self.rule == "bound" and self.interval else ""
         return (f"{self.attack}: {self.metric} rose from {self.baseline:.3f} (baseline {baseline_label}) to "
-                f"{self.current:.3f}, +{self.delta:.3f} > allowed {self.tolerance.allowed(self.baseline):.3f} "
+                f"{self.current:.3f}, +{self.delta:.3f}{bound} > allowed {self.tolerance.allowed(self.baseline):.3f} "
                 f"({self.tolerance})")
 
     def to_dict(self) -> dict:
         return {"metric": self.metric, "baseline": self.baseline, "current": self.current, "delta": self.delta,
-                "tolerance": None if self.tolerance is None else str(self.tolerance), "regressed": self.regressed}
+                "low": None if self.interval is None else self.interval[0],
+                "high": None if self.interval is None else self.interval[1],
+                "tolerance": None if self.tolerance is None else str(self.tolerance), "rule": self.rule,
+                "regressed": self.regressed, "within_noise": self.within_noise}
 
 
-def compare(record: dict, baseline_record: dict | None, metrics: list[str],
-            tolerances: tuple[Tolerance, ...] = ()) -> list[Change]:
-    """The changes of `metrics` (and of every tolerance's metric) of one attack against its baseline record."""
+def compare(record: dict, baseline_record: dict | None, metrics: list[str], tolerances: tuple[Tolerance, ...] = (),
+            rule: str = "bound", level: float = 0.05, paired: bool = False, seed: int = 0) -> list[Change]:
+    """The changes of `metrics` (and of every tolerance's metric) of one attack against its baseline record.
+    Intervals are two-sided at 1 − 2·level, so their lower end is a one-sided bound at `level`; paired when
+    both runs scored the same queries in the same order."""
+    from .metrics import BOOTSTRAP_METRICS, bootstrap_difference
+
     by_metric = {t.metric: t for t in tolerances}
-    names = list(dict.fromkeys([*metrics, *by_metric]))
-    return [Change(record["attack"], m, None if baseline_record is None else metric_value(baseline_record, m),
-                   metric_value(record, m), by_metric.get(m)) for m in names]
+    changes = []
+    for metric in dict.fromkeys([*metrics, *by_metric]):
+        baseline = None if baseline_record is None else metric_value(baseline_record, metric)
+        current = metric_value(record, metric)
+        interval = None
+        if (baseline is not None and current is not None and metric in BOOTSTRAP_METRICS
+                and "scores" in record and "scores" in baseline_record):
+            same = paired and baseline_record["labels"] == record["labels"]
+            estimate = bootstrap_difference(record["labels"], record["scores"], baseline_record["labels"],
+                                            baseline_record["scores"], metric, 1 - 2 * level, same, seed=seed)
+            interval = (estimate.low, estimate.high)
+        changes.append(Change(record["attack"], metric, baseline, current, by_metric.get(metric), interval, rule))
+    return changes
 
 
 def baseline_records(document: dict) -> dict[str, dict]:

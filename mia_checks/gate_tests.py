@@ -52,7 +52,8 @@ def _baseline(record: dict, mia_session) -> dict | None:
     if mia_session.baseline is None:
         return None
     changes = compare(record, mia_session.baseline_record(record["attack"]), [settings.gate_metric],
-                      settings.compare_fail)
+                      settings.compare_fail, settings.compare_rule, settings.compare_level,
+                      mia_session.paired_with_baseline(), settings.seed)
     return {"run": mia_session.baseline.label, "changes": [c.to_dict() for c in changes],
             "messages": [c.message(mia_session.baseline.label) for c in changes if c.regressed]}
 

@@ -89,6 +89,47 @@ def bootstrap_auc(
     return Estimate(roc_auc(y_true, scores), float(low), float(high))
 
 
+BOOTSTRAP_METRICS = ("accuracy", "auc", "advantage")
+
+
+def _resampled(metric: str, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """`metric` of each resample; pos (B, n₊) and neg (B, n₋) are members' and non-members' scores.
+    accuracy = (#{pos ≥ ½} + #{neg < ½}) / n; advantage = TPR − FPR at ½; auc in Mann–Whitney form."""
+    if metric == "accuracy":
+        return ((pos >= 0.5).sum(1) + (neg < 0.5).sum(1)) / (pos.shape[1] + neg.shape[1])
+    if metric == "advantage":
+        return (pos >= 0.5).mean(1) - (neg >= 0.5).mean(1)
+    return (pos[:, :, None] > neg[:, None, :]).mean(axis=(1, 2)) + 0.5 * (pos[:, :, None] == neg[:, None, :]).mean(axis=(1, 2))
+
+
+def bootstrap_difference(y_new: np.ndarray, scores_new: np.ndarray, y_old: np.ndarray, scores_old: np.ndarray,
+                         metric: str, confidence: float = 0.95, paired: bool = True, n_resamples: int = 2000,
+                         seed: int = 0) -> Estimate:
+    """metric(new) − metric(old) with a percentile bootstrap interval, members and non-members resampled
+    separately. Paired (the same query images in the same order): one set of indices serves both runs, so
+    the queries' own difficulty cancels out; unpaired: each run is resampled on its own."""
+    y_new, y_old = np.asarray(y_new), np.asarray(y_old)
+    s_new, s_old = np.asarray(scores_new, float), np.asarray(scores_old, float)
+    if paired and not np.array_equal(y_new, y_old):
+        raise ValueError("a paired comparison needs the same queries in the same order")
+    rng = np.random.default_rng(seed)
+
+    def draw(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+        return (pos[rng.integers(0, len(pos), (n_resamples, len(pos)))],
+                neg[rng.integers(0, len(neg), (n_resamples, len(neg)))])
+
+    new_idx = draw(y_new)
+    old_idx = new_idx if paired else draw(y_old)
+    diffs = (_resampled(metric, s_new[new_idx[0]], s_new[new_idx[1]])
+             - _resampled(metric, s_old[old_idx[0]], s_old[old_idx[1]]))
+    point = (_resampled(metric, s_new[y_new == 1][None], s_new[y_new == 0][None])
+             - _resampled(metric, s_old[y_old == 1][None], s_old[y_old == 0][None]))[0]
+    alpha = 1.0 - confidence
+    low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+    return Estimate(float(point), float(low), float(high))
+
+
 def epsilon_lower_bound(
     false_positives: int, negatives: int, false_negatives: int, positives: int, alpha: float = 0.05, delta: float = 0.0
 ) -> float:

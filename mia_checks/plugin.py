@@ -59,6 +59,8 @@ OPTIONS: tuple[tuple[str, str], ...] = (
                 ".json path; the table shows the baseline and the delta per attack"),
     ("compare-fail", "fail an attack whose metric rose beyond the baseline by more than allowed, e.g. "
                      "auc:0.02,accuracy:5% (absolute, or % of the baseline); implies --mia-compare=latest"),
+    ("compare-rule", "bound (default: fail when the one-sided lower bound of the rise, paired bootstrap, exceeds "
+                     "the allowance) or point (when the point difference does)"),
     ("html", "write the self-contained HTML report (table, ROC curves, score histograms, image pairs) here"),
     ("markdown", "write a Markdown summary (for pull-request comments) here"),
 )
@@ -108,6 +110,12 @@ class MiaSession:
 
         return None if self.baseline_document is None else baseline_records(self.baseline_document).get(attack)
 
+    def paired_with_baseline(self) -> bool:
+        """Both runs scored the same query images: the differences can be bootstrapped pairwise."""
+        base = self.baseline_document or {}
+        return (base.get("members", {}).get("sha256") == self.members.digest
+                and base.get("nonmembers", {}).get("sha256") == self.nonmembers.digest)
+
     def document(self) -> dict:
         """The run's report: header (run, baseline, mode), per-attack records in the run's order, errors."""
         if self._header is None:
@@ -120,6 +128,9 @@ class MiaSession:
                 header["baseline"] = {
                     "run": self.baseline.label, "path": str(self.baseline.path),
                     "compare_fail": ",".join(map(str, self.settings.compare_fail)),
+                    "compare_rule": (f"{100 * (1 - self.settings.compare_level):.1f}% one-sided lower bound of the rise, "
+                                     f"{'paired' if self.paired_with_baseline() else 'unpaired'} bootstrap"
+                                     if self.settings.compare_rule == "bound" else "point difference"),
                     "notes": comparability_notes(header, self.baseline_document)}
             elif self.settings.compare:
                 header["baseline_missing"] = (f"no saved run in {self.settings.storage}/ yet: nothing to compare "

@@ -38,7 +38,8 @@ def format_header(header: dict) -> str:
     baseline = header.get("baseline")
     if baseline:
         lines.append(f"baseline: {baseline['run']} ({baseline['path']})"
-                     + (f"; fails on a rise beyond {baseline['compare_fail']}" if baseline.get("compare_fail") else "")
+                     + (f"; fails on a rise beyond {baseline['compare_fail']} (rule: {baseline['compare_rule']})"
+                        if baseline.get("compare_fail") else "")
                      + "".join(f"; NOTE: {note}" for note in baseline.get("notes", [])))
     elif header.get("baseline_missing"):
         lines.append(f"baseline: {header['baseline_missing']}")
@@ -88,7 +89,10 @@ def table(records: list[dict], with_intervals: bool = True) -> tuple[list[str], 
             if change is None:
                 row += ["n/a", "n/a"]
                 continue
-            row += [_num(change["baseline"]), _signed(change["delta"]) + (" REGRESSED" if change["regressed"] else "")]
+            interval = "" if change.get("low") is None else f" [{change['low']:+.3f}, {change['high']:+.3f}]"
+            verdict = " REGRESSED" if change["regressed"] else ""
+            noise = " (within noise)" if change.get("within_noise") else ""
+            row += [_num(change["baseline"]), _signed(change["delta"]) + interval + verdict + noise]
     return headers, rows
 
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .attacks import ATTACK_IDS, COMBINE_OPERATIONS
-from .baselines import DEFAULT_STORAGE, Tolerance, parse_tolerances
+from .baselines import COMPARE_RULES, DEFAULT_STORAGE, Tolerance, parse_tolerances
 from .embedders import DEFAULT_EMBEDDER
 from .errors import MiaUsageError
 from .gate import GATE_METRICS, RULES, GateRule
@@ -53,6 +53,7 @@ class AuditSettings:
     autosave: bool = False
     compare: str | None = None  # latest, a run number, or a saved report's path
     compare_fail: tuple[Tolerance, ...] = ()
+    compare_rule: str = "bound"  # bound: the rise's one-sided lower bound must exceed the allowance; point
     track: bool = False  # tracking mode: report leakage and regressions without failing
     html_report: str | None = None
     markdown_report: str | None = None
@@ -60,6 +61,11 @@ class AuditSettings:
     @property
     def protocol(self) -> str:
         return "shadow-model" if self.shadow_target else "partial-knowledge"
+
+    @property
+    def compare_level(self) -> float:
+        """One-sided error level of each regression bound: the gate's α/m, split again over the metrics."""
+        return self.gate.level / max(len(self.compare_fail), 1)
 
     @property
     def gate(self) -> GateRule:
@@ -155,6 +161,8 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
         kw.update({n.replace("-", "_"): v for n, v in shadow.items()})
     if get("shift-check"):
         kw["shift_check"] = _choices("--mia-shift-check", get("shift-check").lower(), SHIFT_CHECKS)[0]
+    if get("compare-rule"):
+        kw["compare_rule"] = _choices("--mia-compare-rule", get("compare-rule").lower(), COMPARE_RULES)[0]
     if get("compare-fail"):
         kw["compare_fail"] = parse_tolerances(get("compare-fail"))
         kw.setdefault("compare", "latest")  # as documented: compare-fail compares with the latest run by default

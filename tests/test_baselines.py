@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from mia_checks.baselines import ResultsStore, Tolerance, compare, parse_tolerances, safe_name
 from mia_checks.errors import MiaUsageError
+from mia_checks.metrics import roc_auc
 
 
 def record(attack="II-P", auc=0.6, accuracy=0.6):
@@ -30,6 +32,7 @@ def test_bad_tolerances_are_usage_errors(raw):
 
 
 def test_a_rise_beyond_the_tolerance_regresses_and_a_fall_never_does():
+    # Records without scores (no bootstrap): the point difference decides.
     tolerances = parse_tolerances("auc:0.02,accuracy:5%")
     up = {c.metric: c for c in compare(record(auc=0.70, accuracy=0.64), record(auc=0.6, accuracy=0.6), [], tolerances)}
     assert up["auc"].regressed and up["auc"].delta == pytest.approx(0.1)
@@ -70,3 +73,45 @@ def test_saved_numbers_increase_and_names_are_file_safe(tmp_path_factory, names)
     assert [run.number for run in store.runs()] == list(range(1, len(names) + 1))
     assert all(run.path.is_file() and "/" not in run.name and run.name == safe_name(run.name) for run in saved)
     assert [json.loads(run.path.read_text())["n"] for run in store.runs()] == list(range(len(names)))
+
+
+def scored(attack: str, scores: np.ndarray) -> dict:
+    """A record with real out-of-fold-like scores: 32 members then 32 non-members."""
+    labels = np.r_[np.ones(32, int), np.zeros(32, int)]
+    return {"attack": attack, "labels": labels.tolist(), "scores": scores.tolist(),
+            "auc": {"value": roc_auc(labels, scores)},
+            "accuracy": {"value": float(np.mean((scores >= 0.5) == labels))}, "advantage": {"value": 0.0},
+            "tpr_at_1pct_fpr": None, "epsilon_lower_bound": 0.0}
+
+
+def test_the_same_scores_twice_differ_by_exactly_zero():
+    scores = np.random.default_rng(0).random(64)
+    (auc,) = compare(scored("II-P", scores), scored("II-P", scores), ["auc"], paired=True)
+    assert auc.delta == 0 and auc.interval == (0.0, 0.0) and not auc.regressed
+
+
+def test_bound_rule_false_alarm_rate_on_two_runs_of_one_model_is_at_most_its_level():
+    """Two runs whose attack scores come from one distribution (no real change), tolerance auc:0 at level
+    0.05: the bound rule regresses in at most ~5% of 300 seeded trials (we allow 9%); the point rule, which
+    reads noise as change, regresses in about half."""
+    rng = np.random.default_rng(2022)
+    tolerance = parse_tolerances("auc:0")
+    bound = point = 0
+    for trial in range(300):
+        labels = np.r_[np.ones(32), np.zeros(32)]
+        old, new = (np.clip(rng.normal(0.5 + 0.1 * labels, 0.2), 0, 1) for _ in range(2))
+        changes = [compare(scored("II-P", new), scored("II-P", old), [], tolerance, rule, 0.05, True, trial)[0]
+                   for rule in ("bound", "point")]
+        bound += changes[0].regressed
+        point += changes[1].regressed
+    assert bound / 300 <= 0.09
+    assert 0.3 <= point / 300 <= 0.7
+
+
+def test_a_real_rise_is_caught_by_the_bound_rule():
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.ones(32), np.zeros(32)]
+    old = np.clip(rng.normal(0.5, 0.2, 64), 0, 1)  # chance
+    new = np.clip(rng.normal(0.3 + 0.4 * labels, 0.1), 0, 1)  # AUC ≈ 1
+    (auc,) = compare(scored("II-P", new), scored("II-P", old), [], parse_tolerances("auc:0.05"), "bound", 0.004, True)
+    assert auc.regressed and auc.interval[0] > 0.2 and not auc.within_noise

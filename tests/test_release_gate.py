@@ -23,9 +23,9 @@ def test_save_then_compare_passes_on_the_same_model_and_fails_when_a_leakier_one
     same = pytester.runpytest(*demo_args("sd-mild"), "--mia-compare-fail=auc:0.02,accuracy:5%", "--mia-autosave")
     same.assert_outcomes(passed=6)
     same.stdout.fnmatch_lines(["baseline: 0001_mild (.mia-checks/0001_mild.json); fails on a rise beyond "
-                               "auc:0.02,accuracy:5%",
+                               "auc:0.02,accuracy:5% (rule: 99.6% one-sided lower bound of the rise, paired bootstrap)",
                                "*baseline accuracy*Δ accuracy*baseline auc*Δ auc*",
-                               "II-P *+0.000 *+0.000", "PASS: 0 of 6 attacks leak*; 0 regressed against 0001_mild",
+                               "II-P *+0.000 [[]+0.000, +0.000[]] *+0.000 [[]+0.000, +0.000[]]", "PASS: 0 of 6 attacks leak*; 0 regressed against 0001_mild",
                                "saved run: .mia-checks/0002_*.json"])
 
     # The leakier `leaky` model replaces it: II-P's AUC rises from ~0.6 to ~0.98 and the run fails.
