@@ -10,6 +10,18 @@ import time
 from pathlib import Path
 
 
+PATH_OPTIONS = ("--mia-json=", "--mia-html=", "--mia-markdown=", "--mia-storage=", "--junitxml=")
+
+
+def _absolute_paths(args: list[str]) -> list[str]:
+    """Output paths the user gives are relative to where they ran the demo, not to its empty directory."""
+    out = []
+    for arg in args:
+        prefix = next((p for p in PATH_OPTIONS if arg.startswith(p)), None)
+        out.append(arg if prefix is None else prefix + str(Path(arg[len(prefix):]).expanduser().resolve()))
+    return out
+
+
 def demo(target: str, extra: list[str]) -> int:
     """Build what the demo needs (cached), then run the pytest gate on it in an empty directory."""
     import pytest
@@ -26,7 +38,7 @@ def demo(target: str, extra: list[str]) -> int:
         f"--mia-embedder={root / 'clip'}",
         "--mia-guidance=1",  # the test bed's models were never trained on empty prompts
         "-p", "no:cacheprovider",
-        *extra,
+        *_absolute_paths(extra),
     ]
     cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as empty:
@@ -46,7 +58,8 @@ def demo(target: str, extra: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mia-checks", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="audit a built-in test-bed target (default: leaky); extra args go to pytest")
+    d = sub.add_parser("demo", help="audit a built-in test-bed target (default: leaky); extra args go to pytest, "
+                                    "e.g. --mia-html=report.html")
     d.add_argument("--target", default="leaky", help="leaky, mild, null, shadow, ldm-leaky, ldm-null")
     b = sub.add_parser("testbed", help="build the whole test bed into the cache")
     b.add_argument("--cache-dir", type=Path, default=None)
