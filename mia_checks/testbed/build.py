@@ -250,8 +250,13 @@ def _build_target(root: Path, out: Path, name: str) -> dict:
 def _build_one(root: str, name: str) -> tuple[str, float]:
     """Build one artifact into <name>.partial, then rename: a folder that exists is complete."""
     import torch
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
 
     torch.set_num_threads(1)
+    for library in (diffusers_logging, transformers_logging):  # one line per built artifact, nothing else
+        library.set_verbosity_error()
+        library.disable_progress_bar()
     root_path = Path(root)
     out = root_path / f"{name}.partial"
     shutil.rmtree(out, ignore_errors=True)
@@ -277,14 +282,26 @@ def _build_one(root: str, name: str) -> tuple[str, float]:
     else:
         info = _build_target(root_path, out, name)
     seconds = time.perf_counter() - start
+    _drop_build_paths(out)
     (out / "build.json").write_text(json.dumps({**info, "seconds": round(seconds, 1), "seed": SEED}, indent=2))
     shutil.rmtree(root_path / name, ignore_errors=True)  # rebuilt to recover a lost early stop
     out.rename(root_path / name)
     for early_name, (source, _) in EARLY_STOPS.items():
         partial = root_path / f"{early_name}.partial"
         if source == name and partial.exists():
+            _drop_build_paths(partial)
             partial.rename(root_path / early_name)
     return name, seconds
+
+
+def _drop_build_paths(folder: Path) -> None:
+    """save_pretrained records where a component was loaded from (`_name_or_path`): the cache's own path.
+    Dropped, so that an artifact's bytes, and the checkpoint hash that keys its generations, do not depend
+    on where the test bed was built."""
+    for config in folder.rglob("config.json"):
+        data = json.loads(config.read_text())
+        if data.pop("_name_or_path", None) is not None:
+            config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _closure(names: Iterable[str]) -> list[str]:
