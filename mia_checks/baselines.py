@@ -221,6 +221,26 @@ def baseline_records(document: dict) -> dict[str, dict]:
     return {r["attack"]: r for r in document.get("results", [])}
 
 
+def same_queries(baseline: dict | None, members_digest: str, nonmembers_digest: str) -> bool:
+    """Did the saved run score the same query images (so that differences can be bootstrapped pairwise)?"""
+    base = baseline or {}
+    return (base.get("members", {}).get("sha256") == members_digest
+            and base.get("nonmembers", {}).get("sha256") == nonmembers_digest)
+
+
+def baseline_header(settings, run: SavedRun | None, baseline: dict | None, header: dict) -> dict:
+    """The report header's entries about the comparison: which run, the rule, and what differs."""
+    if run is None:
+        missing = (f"no saved run in {settings.storage}/ yet: nothing to compare (save one with --mia-save=NAME "
+                   "or --mia-autosave)") if settings.compare else None
+        return {"baseline": None, **({"baseline_missing": missing} if missing else {})}
+    paired = same_queries(baseline, header["members"]["sha256"], header["nonmembers"]["sha256"])
+    rule = (f"{100 * (1 - settings.compare_level):.1f}% one-sided lower bound of the rise, "
+            f"{'paired' if paired else 'unpaired'} bootstrap") if settings.compare_rule == "bound" else "point difference"
+    return {"baseline": {"run": run.label, "path": str(run.path), "compare_fail": ",".join(map(str, settings.compare_fail)),
+                         "compare_rule": rule, "notes": comparability_notes(header, baseline)}}
+
+
 def comparability_notes(current_header: dict, baseline: dict) -> list[str]:
     """What differs between the runs beyond the model: differences that make deltas harder to read."""
     notes = []

@@ -111,31 +111,18 @@ class MiaSession:
         return None if self.baseline_document is None else baseline_records(self.baseline_document).get(attack)
 
     def paired_with_baseline(self) -> bool:
-        """Both runs scored the same query images: the differences can be bootstrapped pairwise."""
-        base = self.baseline_document or {}
-        return (base.get("members", {}).get("sha256") == self.members.digest
-                and base.get("nonmembers", {}).get("sha256") == self.nonmembers.digest)
+        from .baselines import same_queries
+
+        return same_queries(self.baseline_document, self.members.digest, self.nonmembers.digest)
 
     def document(self) -> dict:
         """The run's report: header (run, baseline, mode), per-attack records in the run's order, errors."""
         if self._header is None:
-            from .baselines import comparability_notes
+            from .baselines import baseline_header
 
             header = self.get_audit().header()
             header["mode"] = "track" if self.settings.track else "gate"
-            header["baseline"] = None
-            if self.baseline is not None:
-                header["baseline"] = {
-                    "run": self.baseline.label, "path": str(self.baseline.path),
-                    "compare_fail": ",".join(map(str, self.settings.compare_fail)),
-                    "compare_rule": (f"{100 * (1 - self.settings.compare_level):.1f}% one-sided lower bound of the rise, "
-                                     f"{'paired' if self.paired_with_baseline() else 'unpaired'} bootstrap"
-                                     if self.settings.compare_rule == "bound" else "point difference"),
-                    "notes": comparability_notes(header, self.baseline_document)}
-            elif self.settings.compare:
-                header["baseline_missing"] = (f"no saved run in {self.settings.storage}/ yet: nothing to compare "
-                                              "(save one with --mia-save=NAME or --mia-autosave)")
-            self._header = header
+            self._header = {**header, **baseline_header(self.settings, self.baseline, self.baseline_document, header)}
         records = [self.records[a] for a in self.settings.attacks if a in self.records]
         return {**self._header, "results": records, "errors": dict(self.errors)}
 
