@@ -27,6 +27,10 @@ import numpy as np
 
 from .errors import MiaUsageError
 
+class TargetLoadError(RuntimeError):
+    """The checkpoint could not be loaded (corrupt weights, missing configs, a missing library)."""
+
+
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 # Pipelines whose sampler takes one generator for the whole batch: they generate one prompt per call, so
 # that each image depends only on its own seed.
@@ -190,7 +194,12 @@ class DiffusersRunner:
         transformers_logging.disable_progress_bar()
         device = resolve_device(self.settings.device)
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
-        pipeline = self.source.load(dtype, self.allow_pickle)
+        try:
+            pipeline = self.source.load(dtype, self.allow_pickle)
+        except Exception as exc:  # whatever diffusers raises, the user needs to know which file and why
+            raise TargetLoadError(f"cannot load {self.source.kind} from {self.source.path}"
+                                  + (f" with LoRA {self.source.lora}" if self.source.lora else "")
+                                  + f": {type(exc).__name__}: {exc}") from exc
         pipeline.to(device)
         pipeline.set_progress_bar_config(disable=True)
         extra: dict[str, Any] = {}

@@ -211,6 +211,15 @@ def test_pickle_only_checkpoint_is_refused_unless_opted_in(pytester, demo_args, 
     opted_in.assert_outcomes(passed=1)
 
 
+def test_a_corrupt_checkpoint_errors_with_the_file_named_never_passes(pytester, demo_args, testbed):
+    target = pytester.path / "corrupt"
+    shutil.copytree(testbed / "sd-null", target)
+    (target / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"not a safetensors file")
+    result = _bad(pytester, demo_args, f"--mia-target={target}", "--mia-attacks=II-P")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*II-P: cannot measure: cannot load diffusers:StableDiffusionPipeline from *corrupt*"])
+
+
 def test_members_and_nonmembers_sharing_images(pytester, demo_args, testbed):
     result = _bad(pytester, demo_args, f"--mia-nonmembers={testbed / 'data' / 'members'}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
