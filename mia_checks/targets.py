@@ -19,6 +19,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -38,13 +39,34 @@ SINGLE_GENERATOR_PIPELINES = {"AmusedPipeline"}
 
 
 def hash_folder(folder: Path) -> str:
-    """sha256 over every file's relative path and bytes, in sorted order."""
+    """sha256 over every file's relative path and content hash, in sorted order."""
     h = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h.update(str(path.relative_to(folder)).encode())
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        h.update(str(path.relative_to(folder)).encode() + b"\0" + hash_file(path).encode())
+    return h.hexdigest()
+
+
+def hash_file(path: Path) -> str:
+    """sha256 of a file's bytes, remembered by (absolute path, size, modification time) under the cache
+    folder: a checkpoint of several GB is read once, not on every run and by every xdist worker."""
+    from .testbed.build import default_cache_root
+
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
+    memo = default_cache_root() / "hashes" / key[:2] / key
+    if memo.is_file():
+        return memo.read_text().strip()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(h.hexdigest())
+        tmp.replace(memo)
+    except OSError:
+        pass  # a read-only cache only costs speed
     return h.hexdigest()
 
 
@@ -160,14 +182,6 @@ class PipelineSource:
             folder, weight = (self.lora, None) if self.lora.is_dir() else (self.lora.parent, self.lora.name)
             pipeline.load_lora_weights(str(folder), weight_name=weight or _lora_weight_name(folder))
         return pipeline
-
-
-def hash_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _lora_weight_name(folder: Path) -> str:

@@ -107,3 +107,24 @@ def test_token_based_family_through_the_gate(pytester, demo_args, name, outcome)
     result = pytester.runpytest(*demo_args(name), "--mia-attacks=II-P")
     result.assert_outcomes(**{outcome: 1})
     result.stdout.fnmatch_lines([f"target: *{name} (diffusers:AmusedPipeline)"])
+
+
+def test_checkpoint_hashes_are_remembered_by_path_size_and_mtime(tmp_path, monkeypatch):
+    import os
+
+    from mia_checks.targets import hash_folder
+
+    monkeypatch.setenv("MIA_CHECKS_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    weights = folder / "w.safetensors"
+    weights.write_bytes(b"a" * 1000)
+    first = hash_folder(folder)
+    assert len(list((tmp_path / "cache" / "hashes").rglob("*"))) == 2  # one folder, one remembered hash
+    weights.write_bytes(b"b" * 1000)  # new content, new mtime: hashed afresh
+    second = hash_folder(folder)
+    assert second != first
+    stat = weights.stat()
+    weights.write_bytes(b"a" * 1000)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size and mtime: the memo answers
+    assert hash_folder(folder) == second
