@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import metadata
@@ -16,6 +17,7 @@ import numpy as np
 
 from .attacks import ATTACKS, BASELINE
 from .data import ReferenceSet, balance, check_disjoint, load_reference_set
+from .errors import MiaUsageError, ModelLoadError
 from .features import QueryFeatures, compute_features
 from .gate import Verdict, decide
 from .generation import GenerationCache
@@ -24,6 +26,17 @@ from .protocol import apply_frozen, cross_validate
 from .results import AttackResult, evaluate
 from .settings import AuditSettings
 from .targets import GenerationSettings, Target, check_target_spec, load_target, resolve_device
+
+@contextmanager
+def loading(what: str):
+    """Turn whatever a library raises while loading a model into an error that names the model."""
+    try:
+        yield
+    except (MiaUsageError, ModelLoadError):
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load {what}: {type(exc).__name__}: {exc}") from exc
+
 
 @dataclass(frozen=True)
 class DistributionShift:
@@ -77,9 +90,10 @@ class Audit:
         from .captioning import caption_queries
 
         s = self.settings
-        return caption_queries(s.captioner, list(self.members.images) + list(self.nonmembers.images),
-                               list(self.members.hashes) + list(self.nonmembers.hashes), s.cache_root(),
-                               resolve_device(s.device), s.allow_pickle)
+        with loading(f"the captioner {s.captioner}"):
+            return caption_queries(s.captioner, list(self.members.images) + list(self.nonmembers.images),
+                                   list(self.members.hashes) + list(self.nonmembers.hashes), s.cache_root(),
+                                   resolve_device(s.device), s.allow_pickle)
 
     @cached_property
     def generation_cache(self) -> GenerationCache:
@@ -107,7 +121,9 @@ class Audit:
     def features(self) -> QueryFeatures:
         from .embedders import load_embedder
 
-        embedder = load_embedder(self.settings.embedder, resolve_device(self.settings.device), self.settings.allow_pickle)
+        with loading(f"the embedder {self.settings.embedder}"):
+            embedder = load_embedder(self.settings.embedder, resolve_device(self.settings.device),
+                                     self.settings.allow_pickle)
         queries = list(self.members.images) + list(self.nonmembers.images)
         return compute_features(self.labels, queries, self.captions, self.generated, embedder)
 

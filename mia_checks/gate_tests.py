@@ -23,12 +23,12 @@ def mia_verdict(request: pytest.FixtureRequest, mia_audit):
     """(result, verdict) of one attack; a run that cannot measure is an error of this fixture."""
     from mia_checks.gate import UnmeasurableError
     from mia_checks.generation import GenerationError
-    from mia_checks.targets import TargetLoadError
+    from mia_checks.errors import ModelLoadError
 
     try:
         result, verdict = mia_audit.result(request.param), mia_audit.verdict(request.param)
         shift = None if mia_audit.settings.shift_check == "off" else mia_audit.distribution_shift()
-    except (UnmeasurableError, GenerationError, TargetLoadError, FloatingPointError) as exc:
+    except (UnmeasurableError, GenerationError, ModelLoadError, FloatingPointError) as exc:
         pytest.fail(f"{request.param}: cannot measure: {exc}", pytrace=False)
     if shift is not None and shift.shifted:
         if mia_audit.settings.shift_check == "error":

@@ -26,11 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import MiaUsageError
-
-class TargetLoadError(RuntimeError):
-    """The checkpoint could not be loaded (corrupt weights, missing configs, a missing library)."""
-
+from .errors import MiaUsageError, ModelLoadError
 
 PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 # Pipelines whose sampler takes one generator for the whole batch: they generate one prompt per call, so
@@ -211,7 +207,7 @@ class DiffusersRunner:
         try:
             pipeline = self.source.load(dtype, self.allow_pickle)
         except Exception as exc:  # whatever diffusers raises, the user needs to know which file and why
-            raise TargetLoadError(f"cannot load {self.source.kind} from {self.source.path}"
+            raise ModelLoadError(f"cannot load {self.source.kind} from {self.source.path}"
                                   + (f" with LoRA {self.source.lora}" if self.source.lora else "")
                                   + f": {type(exc).__name__}: {exc}") from exc
         pipeline.to(device)

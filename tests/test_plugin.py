@@ -220,6 +220,13 @@ def test_a_corrupt_checkpoint_errors_with_the_file_named_never_passes(pytester, 
     result.stdout.fnmatch_lines(["*II-P: cannot measure: cannot load diffusers:StableDiffusionPipeline from *corrupt*"])
 
 
+def test_an_embedder_that_cannot_load_errors_with_its_name(pytester, demo_args, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub is unreachable here anyway: fail fast
+    result = _bad(pytester, demo_args, "--mia-embedder=transformers:no-such-org/no-such-clip", "--mia-attacks=IV")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*IV: cannot measure: cannot load the embedder transformers:no-such-org/no-such-clip: *"])
+
+
 def test_members_and_nonmembers_sharing_images(pytester, demo_args, testbed):
     result = _bad(pytester, demo_args, f"--mia-nonmembers={testbed / 'data' / 'members'}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
