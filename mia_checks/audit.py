@@ -15,9 +15,9 @@ from importlib import metadata
 
 import numpy as np
 
-from .attacks import ATTACKS, BASELINE
+from .attacks import ATTACKS, BASELINE, BLACK_BOX, WHITE_BOX, Attack
 from .data import ReferenceSet, balance, check_disjoint, load_reference_set
-from .errors import MiaUsageError, ModelLoadError
+from .errors import MiaUsageError, ModelLoadError, WhiteBoxError
 from .features import QueryFeatures, compute_features
 from .gate import Verdict, decide
 from .generation import GenerationCache
@@ -25,7 +25,8 @@ from .html_report import ImagePair, top_members
 from .protocol import apply_frozen, cross_validate
 from .results import AttackResult, evaluate
 from .settings import AuditSettings
-from .targets import GenerationSettings, Target, check_target_spec, load_target, resolve_device
+from .targets import (GenerationSettings, Target, check_target_spec, load_target, resolve_device,
+                      whitebox_unsupported)
 
 @contextmanager
 def loading(what: str):
@@ -128,6 +129,59 @@ class Audit:
         return compute_features(self.labels, queries, self.captions, self.generated, embedder)
 
     @cached_property
+    def whitebox_blocker(self) -> str | None:
+        """Why the white-box attacks cannot run here (the target's or the shadow's weights), or None."""
+        s = self.settings
+        return self.target.whitebox_unsupported or (
+            s.shadow_target and whitebox_unsupported(s.shadow_target, s.target_config)) or None
+
+    def skip_reason(self, attack_id: str) -> str | None:
+        """Why an attack of the default set does not run on this target (None: it runs)."""
+        if ATTACKS[attack_id].access == WHITE_BOX and self.whitebox_blocker:
+            return f"{attack_id} is a white-box attack: {self.whitebox_blocker}"
+        return None
+
+    @property
+    def attacks(self) -> tuple[str, ...]:
+        """The attacks that run: the chosen ones, less white-box attacks the target cannot serve."""
+        return tuple(a for a in self.settings.attacks if self.skip_reason(a) is None)
+
+    @cached_property
+    def gate(self):
+        return self.settings.gate_for(self.attacks)
+
+    @cached_property
+    def denoiser(self):
+        """White-box access to the target's pipeline (loads the checkpoint)."""
+        from .denoiser import Denoiser
+
+        if self.target.pipeline_fn is None:
+            raise WhiteBoxError(f"{self.settings.target}: {self.target.whitebox_unsupported}")
+        with loading(f"the target {self.settings.target}"):
+            pipeline = self.target.pipeline_fn()
+        return Denoiser(pipeline, self.settings.target)
+
+    def measurements(self, attack: Attack) -> np.ndarray:
+        """A white-box attack's per-query measurements, from the score cache or the denoiser."""
+        from .whitebox import WhiteBoxScores
+
+        s = self.settings
+        scores = WhiteBoxScores(s.cache_root(), self.target.identity, attack.id, attack.probe, s.whitebox, s.seed,
+                                self.generation_settings.device.split(":")[0])
+        images = list(self.members.images) + list(self.nonmembers.images)
+        hashes = list(self.members.hashes) + list(self.nonmembers.hashes)
+        return scores.compute(images, hashes, self.captions, lambda: self.denoiser, s.batch_size)
+
+    def denoiser_calls(self, attack_id: str) -> int:
+        """Cost per query image in denoiser (UNet) calls: a white-box probe's, or sampling's steps × K
+        (× 2 under classifier-free guidance, assumed on when the pipeline's default guidance is used)."""
+        attack, s = ATTACKS[attack_id], self.settings
+        if attack.access == WHITE_BOX:
+            return attack.probe.calls(s.whitebox)
+        guided = s.guidance is None or s.guidance > 1
+        return s.steps * s.generations * (2 if guided else 1)
+
+    @cached_property
     def shadow(self) -> Audit:
         """The shadow model's audit: same settings, its own checkpoint and reference sets."""
         s = self.settings
@@ -140,10 +194,10 @@ class Audit:
         distribution-shift guard, always partial-knowledge on the target's own sets."""
         if attack_id not in self._results:
             attack = BASELINE if attack_id == BASELINE.id else ATTACKS[attack_id]
-            x = attack.features(self.features, self.settings.combine)
+            x = attack.features(self.inputs(attack), self.settings.combine)
             protocol = "partial-knowledge" if attack is BASELINE else self.settings.protocol
             if protocol == "shadow-model":
-                oof = apply_frozen(attack.model, attack.features(self.shadow.features, self.settings.combine),
+                oof = apply_frozen(attack.model, attack.features(self.shadow.inputs(attack), self.settings.combine),
                                    self.shadow.labels, x, self.labels, self.settings.seed)
             else:
                 oof = cross_validate(attack.model, x, self.labels, self.settings.folds, self.settings.seed,
@@ -151,8 +205,12 @@ class Audit:
             self._results[attack_id] = evaluate(attack.id, attack.intuition, protocol, oof, seed=self.settings.seed)
         return self._results[attack_id]
 
+    def inputs(self, attack: Attack):
+        """What an attack reads: the generation features (black-box) or its probe's measurements (white-box)."""
+        return self.features if attack.access == BLACK_BOX else self.measurements(attack)
+
     def verdict(self, attack_id: str) -> Verdict:
-        return decide(self.result(attack_id), self.settings.gate, self.settings.seed)
+        return decide(self.result(attack_id), self.gate, self.settings.seed)
 
     def distribution_shift(self) -> DistributionShift:
         """Does the no-model baseline separate members from non-members? One-sided Clopper–Pearson test of
@@ -179,7 +237,10 @@ class Audit:
         s, folds = self.settings, self.settings.folds
         return {"steps": s.steps, "guidance": s.guidance, "generations_per_query": s.generations,
                 "known_fraction": s.known_fraction if s.known_fraction is not None else round((folds - 1) / folds, 6),
-                "combine": list(s.combine), "embedder": s.embedder}
+                "combine": list(s.combine), "embedder": s.embedder,
+                "whitebox": {**s.whitebox.to_dict(), "noise": "per image, from (seed, image sha256, t)",
+                             "guidance": "none", "alphas": "the target's scheduler config"}
+                if s.whitebox_attacks else None}
 
     def header(self) -> dict:
         """What the report says about this run, without generating anything."""
@@ -200,7 +261,8 @@ class Audit:
             "seed": self.settings.seed,
             "generations_per_query": self.settings.generations,
             "ablation": self.ablation(),
-            "gate": self.settings.gate.describe(),
+            "gate": self.gate.describe(),
+            "skipped": {a: self.whitebox_blocker for a in self.settings.attacks if self.skip_reason(a)},
             "settings": self.settings.to_dict(),
             "versions": versions(),
         }

@@ -1,5 +1,9 @@
 """The leakage gate: does an attack do better than the threshold?
 
+The default metric is AUC: rank-based, its bound (DeLong) uses every score, where accuracy's uses one
+cut. On `mild` (32 vs 32) the loss attack's AUC is 0.78 with a 99.5% bound above 0.6, while its accuracy
+of 0.66 has a bound of 0.50. Accuracy, the paper's metric, stays available (--mia-gate-metric).
+
 Two decision rules:
 - `bound` (default): fail when the one-sided lower confidence bound of the metric exceeds the threshold,
   at level α / m with m the number of attacks in the run (Bonferroni). When no attack truly exceeds the
@@ -28,7 +32,7 @@ class UnmeasurableError(RuntimeError):
 
 @dataclass(frozen=True)
 class GateRule:
-    metric: str = "accuracy"
+    metric: str = "auc"
     threshold: float | None = None  # None: DEFAULT_THRESHOLDS[metric]
     per_attack: dict[str, float] = field(default_factory=dict)
     rule: str = "bound"
@@ -88,8 +92,7 @@ def lower_bound(result: AttackResult, metric: str, level: float, seed: int = 0) 
     if metric == "accuracy":
         return cp_low(round(result.accuracy.value * n), n, level)
     if metric == "auc":
-        oof = result.oof
-        return metrics.bootstrap_auc(oof.labels, oof.scores, confidence=1 - 2 * level, seed=seed).low
+        return metrics.auc_lower_bound(result.oof.labels, result.oof.scores, level)
     if metric == "tpr@1%fpr":
         return cp_low(round(result.tpr_at_1pct_fpr * result.members), result.members, level)
     fpr_high = 1.0 - cp_low(result.nonmembers - result.false_positives, result.nonmembers, level / 2)

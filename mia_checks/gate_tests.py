@@ -1,6 +1,7 @@
-"""The attack tests that `pytest --mia-target=...` runs with no test file of the user's:
-test_attack[I-P], [I-S], [II-P], [II-S], [III], [IV]. Each fails when its attack leaks beyond the threshold;
-one whose metric cannot be measured errors (in its fixture), never passes."""
+"""The attack tests that `pytest --mia-target=...` runs with no test file of the user's: the black-box
+test_attack[I-P] … [IV] and the white-box test_attack[loss], [SimA], [PIA], [SecMI], [CLiD]. Each fails
+when its attack leaks beyond the threshold; one whose metric cannot be measured errors (in its fixture),
+never passes; a white-box attack on a target without weights to query is skipped with the reason."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import warnings
 
 import pytest
 
+from mia_checks.attacks import ATTACKS
 from mia_checks.plugin import SESSION_KEY
 
 
@@ -23,12 +25,15 @@ def mia_verdict(request: pytest.FixtureRequest, mia_audit):
     """(result, verdict) of one attack; a run that cannot measure is an error of this fixture."""
     from mia_checks.gate import UnmeasurableError
     from mia_checks.generation import GenerationError
-    from mia_checks.errors import ModelLoadError
+    from mia_checks.errors import ModelLoadError, WhiteBoxError
 
+    reason = mia_audit.skip_reason(request.param)
+    if reason:
+        pytest.skip(reason)
     try:
         result, verdict = mia_audit.result(request.param), mia_audit.verdict(request.param)
         shift = None if mia_audit.settings.shift_check == "off" else mia_audit.distribution_shift()
-    except (UnmeasurableError, GenerationError, ModelLoadError, FloatingPointError) as exc:
+    except (UnmeasurableError, GenerationError, ModelLoadError, WhiteBoxError, FloatingPointError) as exc:
         pytest.fail(f"{request.param}: cannot measure: {exc}", pytrace=False)
     if shift is not None and shift.shifted:
         if mia_audit.settings.shift_check == "error":
@@ -63,6 +68,8 @@ def _baseline(record: dict, mia_session) -> dict | None:
 def test_attack(mia_verdict, mia_session, record_property) -> None:
     result, verdict, shift = mia_verdict
     record = result.to_dict()
+    record["access"] = ATTACKS[result.attack].access
+    record["denoiser_calls"] = mia_session.get_audit().denoiser_calls(result.attack)
     record["distribution_shift"] = None if shift is None else {
         "shifted": shift.shifted, "p_value": shift.p_value, "baseline_accuracy": shift.baseline_accuracy,
         "message": shift.message}

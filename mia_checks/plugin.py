@@ -25,10 +25,18 @@ OPTIONS: tuple[tuple[str, str], ...] = (
     ("nonmembers", "non-member reference set (held out, same distribution), same formats"),
     ("threshold", "leakage threshold of the gate metric, e.g. 0.6, or per attack: 0.55,II-P=0.6 "
                   "(defaults: accuracy/auc 0.55, tpr@1%fpr 0.05, advantage 0.1)"),
-    ("gate-metric", "metric the gate compares: accuracy (default), auc, tpr@1%fpr, advantage"),
+    ("gate-metric", "metric the gate compares: auc (default), accuracy (the paper's), tpr@1%fpr, advantage"),
     ("gate-rule", "bound (default: one-sided lower confidence bound, Bonferroni over attacks) or point"),
     ("alpha", "false-alarm rate of the bound rule over the whole run (default 0.05)"),
-    ("attacks", "comma-separated attacks to run: I-P,I-S,II-P,II-S,III,IV (default all)"),
+    ("attacks", "attacks to run, ids and groups: black-box I-P,I-S,II-P,II-S,III,IV; white-box loss,SimA,PIA,SecMI,CLiD; "
+                "groups blackbox, whitebox, all (default all: white-box ones are skipped on targets without weights)"),
+    ("loss-timesteps", "white-box loss attack: timesteps of its grid (default 100,200,300,400,500)"),
+    ("sima-timesteps", "white-box SimA: timesteps at which the clean latent is fed (default 50,100,200)"),
+    ("pia-timestep", "white-box PIA: its timestep t (default 200)"),
+    ("secmi-timestep", "white-box SecMI: the timestep t_sec it scores (default 100)"),
+    ("secmi-interval", "white-box SecMI: the DDIM interval k (default 10)"),
+    ("clid-timesteps", "white-box CLiD: timesteps of its loss (default 440,450,460)"),
+    ("clid-captions", "white-box CLiD: reduced captions null,first,middle,last (default all four)"),
     ("combine", "operations combining embeddings in attack IV: concat,difference,product,cosine (default all)"),
     ("seed", "seed of generation, folds and attack models (default 0)"),
     ("steps", "denoising steps per generation (default 25)"),
@@ -163,7 +171,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from .errors import MiaUsageError
     from .settings import build_settings
     from .embedders import check_embedder_spec
-    from .targets import check_target_spec
+    from .targets import check_target_spec, check_whitebox_choice
 
     try:
         settings = build_settings(raw)
@@ -173,6 +181,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
             check_captioner_spec(settings.captioner, settings.allow_pickle)
         check_target_spec(settings.target, settings.allow_pickle, lora=settings.lora, config=settings.target_config)
+        check_whitebox_choice(settings)
         members, nonmembers = load_reference_sets(settings)
         if settings.shadow_target:
             check_target_spec(settings.shadow_target, settings.allow_pickle, "--mia-shadow-target",

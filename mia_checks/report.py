@@ -34,6 +34,7 @@ def format_header(header: dict) -> str:
         _format_ablation(header.get("ablation")),
         f"gate: {header['gate']}" + ("; tracking mode: leakage and regressions are reported, not failed"
                                      if header.get("mode") == "track" else ""),
+        *_format_skipped(header.get("skipped") or {}),
     ]
     baseline = header.get("baseline")
     if baseline:
@@ -46,14 +47,32 @@ def format_header(header: dict) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def _format_skipped(skipped: dict[str, str]) -> list[str]:
+    by_reason: dict[str, list[str]] = {}
+    for attack, reason in skipped.items():
+        by_reason.setdefault(reason, []).append(attack)
+    return [f"skipped: {', '.join(attacks)} (white-box): {reason}" for reason, attacks in by_reason.items()]
+
+
 def _format_ablation(ablation: dict | None) -> str:
     if not ablation:
         return ""
     known = ablation["known_fraction"]
-    return (f"ablation: {ablation['steps']} steps, guidance "
+    line = (f"ablation: {ablation['steps']} steps, guidance "
             f"{'the pipeline default' if ablation['guidance'] is None else ablation['guidance']}, "
             f"{ablation['generations_per_query']} generation(s) per query, attacker knows {known:.0%} of the queries, "
             f"IV combines {'+'.join(ablation['combine'])}, embedder {ablation['embedder']}")
+    w = ablation.get("whitebox")
+    if w:
+        line += (f"\nwhite-box: loss t={_ts(w['loss_timesteps'])}; SimA t={_ts(w['sima_timesteps'])}; "
+                 f"PIA t={w['pia_timestep']}; SecMI t={w['secmi_timestep']} k={w['secmi_interval']}; "
+                 f"CLiD t={_ts(w['clid_timesteps'])} captions {'+'.join(w['clid_captions'])}; noise {w['noise']}; "
+                 f"no guidance; ᾱ from {w['alphas']}")
+    return line
+
+
+def _ts(values: list[int]) -> str:
+    return ",".join(str(v) for v in values)
 
 
 def format_shift(records: list[dict]) -> str | None:
@@ -72,11 +91,11 @@ def table(records: list[dict], with_intervals: bool = True) -> tuple[list[str], 
     """Headers and rows of the privacy table; with baseline columns (value and Δ per compared metric) when
     the records were compared with a saved run."""
     fmt = _fmt if with_intervals else (lambda e: _num(e["value"] if e else None))
-    headers = ["attack", "accuracy [95% CI]" if with_intervals else "accuracy",
+    headers = ["attack", "access", "calls/img", "accuracy [95% CI]" if with_intervals else "accuracy",
                "AUC [95% CI]" if with_intervals else "AUC", "TPR@1%FPR", "TPR@0.1%FPR", "advantage", "ε lower bd",
                "threshold", "verdict"]
     rows = [
-        [r["attack"], fmt(r["accuracy"]), fmt(r["auc"]), _num(r["tpr_at_1pct_fpr"]), _num(r["tpr_at_01pct_fpr"]),
+        [r["attack"], r.get("access", "black-box"), str(r.get("denoiser_calls", "n/a")), fmt(r["accuracy"]), fmt(r["auc"]), _num(r["tpr_at_1pct_fpr"]), _num(r["tpr_at_01pct_fpr"]),
          _num(r["advantage"]["value"]), f"{r['epsilon_lower_bound']:.2f}", _num(r["verdict"]["threshold"]),
          r["verdict"]["label"]]
         for r in records

@@ -64,7 +64,7 @@ def evaluate(attack: str, intuition: str, protocol: str, oof: OutOfFold, confide
         members=pos,
         nonmembers=neg,
         accuracy=metrics.proportion(correct, len(y), confidence),
-        auc=metrics.bootstrap_auc(y, oof.scores, confidence, seed=seed),
+        auc=metrics.auc_interval(y, oof.scores, confidence),
         tpr_at_1pct_fpr=metrics.tpr_at_fpr(y, oof.scores, 0.01),
         tpr_at_01pct_fpr=metrics.tpr_at_fpr(y, oof.scores, 0.001),
         advantage=adv,

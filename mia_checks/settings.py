@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .attacks import ATTACK_IDS, COMBINE_OPERATIONS
+from .attacks import ATTACK_IDS, ATTACKS, COMBINE_OPERATIONS, GROUPS, WHITE_BOX, WhiteBoxOptions
+from .attacks.whitebox import CLID_REDUCTIONS
 from .baselines import COMPARE_RULES, DEFAULT_STORAGE, Tolerance, parse_tolerances
 from .embedders import DEFAULT_EMBEDDER
 from .errors import MiaUsageError
@@ -23,10 +24,12 @@ class AuditSettings:
     lora: str | None = None  # LoRA adapter applied on the target pipeline
     threshold: float | None = None
     per_attack_threshold: dict[str, float] = field(default_factory=dict)
-    gate_metric: str = "accuracy"
+    gate_metric: str = "auc"  # rank-based: uses every score, not one cut (see gate.py)
     gate_rule: str = "bound"
     alpha: float = 0.05
     attacks: tuple[str, ...] = ATTACK_IDS
+    attacks_chosen: bool = False  # attacks named: a white-box one the target cannot run is then an error
+    whitebox: WhiteBoxOptions = field(default_factory=WhiteBoxOptions)
     combine: tuple[str, ...] = COMBINE_OPERATIONS
     seed: int = 0
     steps: int = 25
@@ -69,11 +72,19 @@ class AuditSettings:
 
     @property
     def gate(self) -> GateRule:
+        return self.gate_for(self.attacks)
+
+    def gate_for(self, attacks: tuple[str, ...]) -> GateRule:
+        """The gate over the attacks that actually run (Bonferroni over them)."""
         return GateRule(self.gate_metric, self.threshold, self.per_attack_threshold, self.gate_rule, self.alpha,
-                        len(self.attacks))
+                        len(attacks))
+
+    @property
+    def whitebox_attacks(self) -> tuple[str, ...]:
+        return tuple(a for a in self.attacks if ATTACKS[a].access == WHITE_BOX)
 
     def cache_root(self) -> Path:
-        from .testbed.build import default_cache_root
+        from .cache import default_cache_root
 
         return Path(self.cache_dir) if self.cache_dir else default_cache_root()
 
@@ -99,6 +110,43 @@ def _choices(option: str, raw: str, allowed: tuple[str, ...]) -> tuple[str, ...]
     if unknown or not picked:
         raise MiaUsageError(f"{option}: unknown {', '.join(unknown) or 'empty value'}; choose from {', '.join(allowed)} or 'all'.")
     return picked
+
+
+def parse_attacks(raw: str) -> tuple[str, ...]:
+    """Ids and groups (blackbox, whitebox, all), comma-separated, any case; in the registry's order."""
+    by_name = {name.lower(): (name,) for name in ATTACK_IDS} | {name: ids for name, ids in GROUPS.items()}
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    unknown = [p for p in parts if p.lower() not in by_name]
+    if unknown or not parts:
+        raise MiaUsageError(f"--mia-attacks: unknown {', '.join(unknown) or 'empty value'}; choose from "
+                            f"{', '.join(ATTACK_IDS)} or the groups {', '.join(GROUPS)}.")
+    picked = {a for p in parts for a in by_name[p.lower()]}
+    return tuple(a for a in ATTACK_IDS if a in picked)
+
+
+def _timesteps(option: str, raw: str) -> tuple[int, ...]:
+    values = tuple(_number(option, part, int, 0, 999) for part in raw.split(",") if part.strip())
+    if not values:
+        raise MiaUsageError(f"{option}: give one or more timesteps in 0–999, e.g. 100,200.")
+    return values
+
+
+def parse_whitebox(get) -> WhiteBoxOptions:
+    """The white-box attacks' options (--mia-loss-timesteps, …); unset ones keep the pinned defaults."""
+    kw: dict = {}
+    for name in ("loss-timesteps", "sima-timesteps", "clid-timesteps"):
+        if get(name):
+            kw[name.replace("-", "_")] = _timesteps(f"--mia-{name}", get(name))
+    for name, low, high in (("pia-timestep", 1, 999), ("secmi-timestep", 1, 989), ("secmi-interval", 1, 100)):
+        if get(name):
+            kw[name.replace("-", "_")] = _number(f"--mia-{name}", get(name), int, low, high)
+    if get("clid-captions"):
+        kw["clid_captions"] = _choices("--mia-clid-captions", get("clid-captions"), CLID_REDUCTIONS)
+    options = WhiteBoxOptions(**kw)
+    if options.secmi_timestep % options.secmi_interval:
+        raise MiaUsageError(f"--mia-secmi-timestep: {options.secmi_timestep} is not a multiple of --mia-secmi-interval "
+                            f"{options.secmi_interval} (SecMI inverts on the grid 0, k, 2k, … up to t).")
+    return options
 
 
 def parse_threshold(raw: str) -> tuple[float | None, dict[str, float]]:
@@ -134,7 +182,10 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
     if get("alpha"):
         kw["alpha"] = _number("--mia-alpha", get("alpha"), float, 1e-6, 0.5)
     if get("attacks"):
-        kw["attacks"] = _choices("--mia-attacks", get("attacks"), ATTACK_IDS)
+        kw["attacks"] = parse_attacks(get("attacks"))
+        # Naming white-box attacks (not "all") asks for them: on a target without weights that is an error.
+        kw["attacks_chosen"] = get("attacks").strip().lower() != "all"
+    kw["whitebox"] = parse_whitebox(get)
     if get("combine"):
         kw["combine"] = _choices("--mia-combine", get("combine"), COMBINE_OPERATIONS)
     for name, kind, low in (("seed", int, 0), ("steps", int, 1), ("generations", int, 1), ("batch-size", int, 1),

@@ -45,7 +45,7 @@ def hash_folder(folder: Path) -> str:
 def hash_file(path: Path) -> str:
     """sha256 of a file's bytes, remembered by (absolute path, size, modification time) under the cache
     folder: a checkpoint of several GB is read once, not on every run and by every xdist worker."""
-    from .testbed.build import default_cache_root
+    from .cache import default_cache_root
 
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
@@ -90,6 +90,9 @@ class Target:
     kind: str
     identity: str
     generate_fn: Callable[[list[str], list[int]], list[np.ndarray]] = field(repr=False)
+    # White-box access: a function that loads and returns the pipeline, or None with the reason why not.
+    pipeline_fn: Callable[[], Any] | None = field(default=None, repr=False)
+    whitebox_unsupported: str | None = None
 
     def generate(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
         return self.generate_fn(prompts, seeds)
@@ -153,6 +156,28 @@ class PipelineSource:
                 + ("+lora" if self.lora else ""))
 
     @property
+    def components(self) -> set[str]:
+        folder = None if self.single_file else self.path
+        if self.single_file and self.config and (Path(self.config) / "model_index.json").is_file():
+            folder = Path(self.config)
+        if folder is None:
+            return {"unet", "vae", "text_encoder", "tokenizer", "scheduler"}  # SD 1.x / 2.x single file
+        return {k for k, v in json.loads((folder / "model_index.json").read_text()).items()
+                if not k.startswith("_") and isinstance(v, list) and v[0] is not None}
+
+    @property
+    def whitebox_unsupported(self) -> str | None:
+        """Why the white-box attacks cannot query this pipeline (None: they can)."""
+        parts = self.components
+        if "text_encoder_2" in parts:
+            return (f"{self.class_name} has two text encoders (SDXL): white-box attacks do not support its added "
+                    "conditioning yet")
+        if "unet" not in parts or not parts & {"vae", "vqvae"}:
+            return (f"{self.class_name} has no latent denoiser (UNet and autoencoder) to query: the white-box "
+                    "attacks cover the Stable Diffusion and LDM families")
+        return None
+
+    @property
     def identity(self) -> str:
         """Content hash of everything loaded: weights, configs, adapter."""
         parts = [hash_folder(self.path) if not self.single_file else hash_file(self.path)]
@@ -193,6 +218,13 @@ class DiffusersRunner:
         self.source, self.settings, self.allow_pickle = source, settings, allow_pickle
         self.class_name = source.class_name
         self._pipeline = None
+
+    @property
+    def pipeline(self):
+        """The loaded pipeline (loaded now if it was not): what the white-box attacks query."""
+        if self._pipeline is None:
+            self._load()
+        return self._pipeline
 
     def _load(self):
         import torch
@@ -242,7 +274,9 @@ class DiffusersRunner:
 
 def load_diffusers_target(source: PipelineSource, settings: GenerationSettings, allow_pickle: bool = False) -> Target:
     runner = DiffusersRunner(source, settings, allow_pickle)
-    return Target(str(source.path), source.kind, source.identity, runner)
+    unsupported = source.whitebox_unsupported
+    return Target(str(source.path), source.kind, source.identity, runner,
+                  None if unsupported else (lambda: runner.pipeline), unsupported)
 
 
 def load_callable_target(spec: str) -> Target:
@@ -254,7 +288,32 @@ def load_callable_target(spec: str) -> Target:
     if not callable(fn):
         raise MiaUsageError(f"--mia-target: {spec} is not callable.")
     identity = hashlib.sha256(f"callable:{spec}".encode()).hexdigest()
-    return Target(spec, "callable", identity, lambda prompts, seeds: _to_uint8(fn(prompts, seeds)))
+    return Target(spec, "callable", identity, lambda prompts, seeds: _to_uint8(fn(prompts, seeds)),
+                  whitebox_unsupported=CALLABLE_HAS_NO_WEIGHTS)
+
+
+CALLABLE_HAS_NO_WEIGHTS = "a black-box callable exposes no weights to query"
+
+
+def whitebox_unsupported(spec: str, config: str | None = None) -> str | None:
+    """Why the white-box attacks cannot run on this target (None: they can); cheap, nothing is loaded."""
+    if is_callable_spec(spec):
+        return CALLABLE_HAS_NO_WEIGHTS
+    return PipelineSource(Path(spec), config).whitebox_unsupported
+
+
+def check_whitebox_choice(settings) -> None:
+    """White-box attacks named in --mia-attacks must be able to run: skipping them would pass a gate that
+    never measured. (Under the default, all, they are skipped with the reason instead.)"""
+    if not settings.attacks_chosen or not settings.whitebox_attacks:
+        return
+    reasons = [whitebox_unsupported(spec, settings.target_config) for spec in filter(None, (settings.target,
+                                                                                          settings.shadow_target))]
+    reason = next(filter(None, reasons), None)
+    if reason:
+        raise MiaUsageError(f"--mia-attacks: {', '.join(settings.whitebox_attacks)} are white-box attacks, but "
+                            f"{reason}. Run the black-box attacks (--mia-attacks=blackbox), or give the pipeline "
+                            "folder, single file or LoRA with its base.")
 
 
 def is_callable_spec(spec: str) -> bool:

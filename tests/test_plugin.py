@@ -30,9 +30,10 @@ def test_inactive_plugin_imports_no_torch(pytester: pytest.Pytester):
 
 def test_leaky_target_fails_with_a_message_naming_attack_value_threshold_and_rule(pytester, demo_args):
     result = pytester.runpytest(*demo_args("sd-leaky"), "--mia-json=report.json")
-    result.assert_outcomes(failed=1, passed=5)
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] >= 2 and outcomes["failed"] + outcomes["passed"] == 12  # II-P and white-box ones
     result.stdout.fnmatch_lines([
-        "*II-P (reconstruction): accuracy = 0.9*lower bound*exceeds the threshold 0.550*rule: 99.2% one-sided*",
+        "*II-P (reconstruction): auc = 0.9*lower bound*exceeds the threshold 0.550*rule: 99.6% one-sided*",
         "*mia-checks privacy report*",
         "target: *sd-leaky (diffusers:StableDiffusionPipeline)",
         "distribution shift check: no-model baseline*no evidence of a distribution shift",
@@ -41,7 +42,8 @@ def test_leaky_target_fails_with_a_message_naming_attack_value_threshold_and_rul
         "FAILED mia-checks::test_attack[[]II-P[]]*",
     ])
     report = json.loads((pytester.path / "report.json").read_text())
-    assert [r["attack"] for r in report["results"]] == ["I-P", "I-S", "II-P", "II-S", "III", "IV"]
+    assert [r["attack"] for r in report["results"]] == ["I-P", "I-S", "II-P", "II-S", "III", "IV", "NN", "loss", "SimA",
+                                                        "PIA", "SecMI", "CLiD"]
     assert report["members"]["n"] == report["nonmembers"]["n"] == 32
     assert len(report["checkpoint_sha256"]) == 64 and report["versions"]["torch"]
     ii_p = report["results"][2]
@@ -51,21 +53,21 @@ def test_leaky_target_fails_with_a_message_naming_attack_value_threshold_and_rul
 
 def test_null_target_passes(pytester, demo_args):
     result = pytester.runpytest(*demo_args("sd-null"))
-    result.assert_outcomes(passed=6)
-    result.stdout.fnmatch_lines(["*mia-checks privacy report*", "gate: 99.2% one-sided lower bound*"])
+    result.assert_outcomes(passed=12)
+    result.stdout.fnmatch_lines(["*mia-checks privacy report*", "gate: 99.6% one-sided lower bound of auc*"])
 
 
 def test_mild_target_is_audited_and_reported(pytester, demo_args):
     result = pytester.runpytest(*demo_args("sd-mild"), "--mia-attacks=II-P,IV", "--mia-gate-rule=point")
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 2
-    result.stdout.fnmatch_lines(["gate: point estimate of accuracy > threshold", "II-P *", "IV *"])
+    result.stdout.fnmatch_lines(["gate: point estimate of auc > threshold", "II-P *", "IV *"])
 
 
 def test_stricter_thresholds_from_ini_and_command_line_wins(pytester, demo_args):
     pytester.makeini("[pytest]\nmia_attacks = II-P\nmia_threshold = 0.99\n")
     result = pytester.runpytest(*demo_args("sd-leaky"))
-    result.assert_outcomes(passed=1)  # accuracy 0.94 < 0.99
+    result.assert_outcomes(passed=1)  # AUC 0.985, its bound < 0.99
     result = pytester.runpytest(*demo_args("sd-leaky"), "--mia-threshold=II-P=0.6")
     result.assert_outcomes(failed=1)
 
@@ -88,7 +90,8 @@ def test_users_write_their_own_tests_against_the_audit_fixture(pytester, demo_ar
 def test_results_are_identical_under_xdist(pytester, demo_args):
     serial = pytester.runpytest_subprocess(*demo_args("sd-leaky"), "--mia-json=serial.json")
     parallel = pytester.runpytest_subprocess(*demo_args("sd-leaky"), "-n", "2", "--mia-json=parallel.json")
-    parallel.assert_outcomes(failed=1, passed=5)
+    counts = [{k: r.parseoutcomes().get(k, 0) for k in ("passed", "failed")} for r in (serial, parallel)]
+    assert counts[0] == counts[1] and counts[1]["failed"] >= 2
     parallel.stdout.fnmatch_lines(["*mia-checks privacy report*", "II-P *FAIL*"])
     a, b = (json.loads((pytester.path / f).read_text()) for f in ("serial.json", "parallel.json"))
     assert a["results"] == b["results"]

@@ -12,7 +12,7 @@ import torch
 from mia_checks import metrics
 from mia_checks.data import load_reference_set
 from mia_checks.testbed.digits import SPLIT_SIZES, load_digit_dataset, split_indices
-from mia_checks.whitebox import denoising_errors
+from mia_checks.attacks import ATTACKS
 
 
 def test_splits_are_disjoint_stratified_and_captions_mostly_unique():
@@ -97,29 +97,59 @@ def test_tiny_embedders_load_through_the_users_paths_and_match_captions(testbed:
     assert np.mean(np.diag(sims)) > np.mean(sims) + 0.1
 
 
-def _whitebox_auc(testbed: Path, target: str) -> metrics.Estimate:
-    from diffusers import DiffusionPipeline
+@pytest.fixture(scope="module")
+def whitebox_auc(testbed: Path, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("scores")
+    return lambda target: _whitebox_auc(testbed, target, cache)
 
-    pipe = DiffusionPipeline.from_pretrained(testbed / target, use_safetensors=True)
-    sets = [load_reference_set(testbed / "data" / s, s, s) for s in ("members", "nonmembers")]
-    images = np.stack([im for s in sets for im in s.images])
-    captions = [c for s in sets for c in s.captions]
-    errors = denoising_errors(pipe, images, captions)
-    labels = np.r_[np.ones(len(sets[0])), np.zeros(len(sets[1]))]
-    return metrics.bootstrap_auc(labels, -errors, confidence=0.9, seed=0)
+
+def _whitebox_auc(testbed: Path, target: str, cache: Path) -> metrics.Estimate:
+    """The raw AUC of the gate's own loss attack (lower denoising error = member), 90% interval."""
+    from mia_checks.audit import Audit
+    from mia_checks.settings import build_settings
+    from mia_checks.testbed import audit_sets
+
+    members, nonmembers = audit_sets(target)
+    settings = build_settings({"target": str(testbed / target), "members": str(testbed / members),
+                               "nonmembers": str(testbed / nonmembers), "attacks": "loss",
+                               "cache-dir": str(cache)})
+    audit = Audit(settings, progress=False)
+    errors = audit.measurements(ATTACKS["loss"]).mean(1)
+    return metrics.auc_interval(audit.labels, -errors, confidence=0.9)
 
 
 @pytest.mark.parametrize("target", ["sd-leaky", "ldm-leaky"])
-def test_leaky_targets_memorised_their_members(testbed: Path, target: str):
-    assert _whitebox_auc(testbed, target).value >= 0.8
+def test_leaky_targets_memorised_their_members(whitebox_auc, target: str):
+    assert whitebox_auc(target).value >= 0.8
 
 
-def test_mild_target_leaks_above_chance(testbed: Path):
-    auc = _whitebox_auc(testbed, "sd-mild")
+def test_mild_target_leaks_above_chance(whitebox_auc):
+    auc = whitebox_auc("sd-mild")
     assert auc.low > 0.5, auc  # one-sided 95%: a false alarm rate of 5% if mild did not leak
-    assert auc.value < _whitebox_auc(testbed, "sd-leaky").value
+    assert auc.value < whitebox_auc("sd-leaky").value
+
+
+def test_realistic_fine_tune_leaks_mildly_and_its_null_twin_does_not(whitebox_auc):
+    """The realistic setting's leakage, held to the range issue 9 asks of it (white-box loss AUC in
+    0.6–0.9 at 128 vs 128); the null twin, fine-tuned the same way on other images, at chance."""
+    auc = whitebox_auc("sd-finetune")
+    assert 0.6 <= auc.value <= 0.9 and auc.low > 0.5, auc
+    assert abs(whitebox_auc("sd-finetune-null").value - 0.5) <= 0.1
+
+
+def test_finetune_splits_are_disjoint_and_audited_captions_unique(testbed: Path):
+    names = {}
+    for split in ("ft_members", "ft_nonmembers", "ft_null", "pretrain"):
+        rows = [json.loads(line) for line in (testbed / "data-ft" / split / "metadata.jsonl").read_text().splitlines()]
+        names[split] = {r["file_name"] for r in rows}
+        if split.startswith("ft_") and split != "ft_null":
+            assert len({r["text"] for r in rows}) == len(rows) == 128
+    assert sum(map(len, names.values())) == len(set().union(*names.values())) >= 1000 + 3 * 128
+    audited = {json.loads(line)["file_name"] for s in ("members", "nonmembers")
+               for line in (testbed / "data" / s / "metadata.jsonl").read_text().splitlines()}
+    assert not audited & set().union(*names.values())  # the small-set targets' audited images stay out
 
 
 @pytest.mark.parametrize("target", ["sd-null", "ldm-null", "sd-shadow"])
-def test_models_that_never_saw_either_set_are_at_chance(testbed: Path, target: str):
-    assert abs(_whitebox_auc(testbed, target).value - 0.5) <= 0.15
+def test_models_that_never_saw_either_set_are_at_chance(whitebox_auc, target: str):
+    assert abs(whitebox_auc(target).value - 0.5) <= 0.15

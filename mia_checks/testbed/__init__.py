@@ -3,6 +3,6 @@
 `ensure_built()` builds what is missing into the cache; `python -m mia_checks.testbed` builds everything.
 """
 
-from .build import ALIASES, ALL_ARTIFACTS, BUILDER_VERSION, ensure_built, testbed_root
+from .build import ALIASES, ALL_ARTIFACTS, BUILDER_VERSION, audit_sets, ensure_built, testbed_root
 
-__all__ = ["ALIASES", "ALL_ARTIFACTS", "BUILDER_VERSION", "ensure_built", "testbed_root"]
+__all__ = ["ALIASES", "ALL_ARTIFACTS", "BUILDER_VERSION", "audit_sets", "ensure_built", "testbed_root"]

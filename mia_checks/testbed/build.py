@@ -11,6 +11,9 @@ Artifacts (each a folder under <cache>/testbed/v<BUILDER_VERSION>/):
 - sd-leaky, sd-mild, sd-null, sd-shadow, ldm-leaky, ldm-null, amused-leaky, amused-null: saved pipelines
 - single-file/sd-leaky.safetensors  sd-leaky as one original-layout checkpoint (diffusers' from_single_file)
 - lora-leaky/           a LoRA adapter fine-tuned on the members over sd-null (load_lora_weights)
+- data-ft/<split>/      the realistic setting's splits, carved out of the public pool (finetune.py)
+- sd-base               pretrained from scratch on data-ft/pretrain (1,253 captioned digits)
+- sd-finetune, sd-finetune-null: sd-base fine-tuned the train_text_to_image.py way on ft_members / ft_null
 
 Independent artifacts train in two processes of one thread each (on 2 cores that beats one process of two
 threads); a file lock per artifact lets pytest-xdist workers and the demo share one build.
@@ -19,12 +22,13 @@ threads); a file lock per artifact lets pytest-xdist workers and the demo share 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
+
+from ..cache import default_cache_root
 
 BUILDER_VERSION = "2"
 SEED = 0
@@ -49,21 +53,26 @@ TARGETS = {
     "amused-null": ("amused", "null_train"),
 }
 EARLY_STOPS = {"sd-mild": ("sd-leaky", MILD_STEPS)}  # saved from the run of another target
+# The realistic setting (finetune.py): a pretrained base, fine-tuned briefly on 128 members.
+PRETRAIN_STEPS = 2500  # batch 64: ≈ 128 epochs of the 1,253 pretraining images
+FINETUNES = {"sd-finetune": "ft_members", "sd-finetune-null": "ft_null"}
 # Rough seconds on one core, to start the longest jobs first.
-COST = {"amused-leaky": 170, "amused-null": 170, "ldm-leaky": 150, "ldm-null": 150, "sd-leaky": 110,
+COST = {"sd-base": 400, "amused-leaky": 170, "amused-null": 170, "ldm-leaky": 150, "ldm-null": 150, "sd-leaky": 110,
         "sd-null": 110, "sd-shadow": 110, "lora-leaky": 110, "vae": 40, "vq": 40, "clip": 35,
         "clip-hf": 35, "blip": 60, "blip-itm": 35}
-ALIASES = {"leaky": "sd-leaky", "mild": "sd-mild", "null": "sd-null", "shadow": "sd-shadow"}
+ALIASES = {"leaky": "sd-leaky", "mild": "sd-mild", "null": "sd-null", "shadow": "sd-shadow",
+           "finetune": "sd-finetune", "finetune-null": "sd-finetune-null"}
 DERIVED = {"single-file": "sd-leaky", "lora-leaky": "sd-null"}  # artifact → the target it is made from
 EMBEDDERS = ("clip", "clip-hf", "blip", "blip-itm")  # trained on the public split; clip-hf uses the tokenizer
-ALL_ARTIFACTS = ("data", "tokenizer", "vae", "vq", *EMBEDDERS, *TARGETS, *EARLY_STOPS, *DERIVED)
+ALL_ARTIFACTS = ("data", "tokenizer", "vae", "vq", *EMBEDDERS, *TARGETS, *EARLY_STOPS, *DERIVED, "data-ft", "sd-base",
+                 *FINETUNES)
 
 
-def default_cache_root() -> Path:
-    """$MIA_CHECKS_CACHE, else ~/.cache/mia-checks (XDG_CACHE_HOME honoured)."""
-    if os.environ.get("MIA_CHECKS_CACHE"):
-        return Path(os.environ["MIA_CHECKS_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mia-checks"
+def audit_sets(target: str) -> tuple[str, str]:
+    """The member and non-member folders (relative to the test bed root) a target is audited on."""
+    if ALIASES.get(target, target) in FINETUNES:
+        return "data-ft/ft_members", "data-ft/ft_nonmembers"
+    return "data/members", "data/nonmembers"
 
 
 def testbed_root(cache_root: Path | None = None) -> Path:
@@ -81,6 +90,12 @@ def _dependencies(name: str) -> tuple[str, ...]:
         return (EARLY_STOPS[name][0],)
     if name in DERIVED:
         return (DERIVED[name],)
+    if name == "data-ft":
+        return ("data",)
+    if name == "sd-base":
+        return ("data-ft", "tokenizer", "vae")
+    if name in FINETUNES:
+        return ("sd-base",)
     return ()
 
 
@@ -89,8 +104,9 @@ def _load_split(root: Path, split: str):
     import numpy as np
     from PIL import Image
 
-    rows = [json.loads(line) for line in (root / "data" / split / "metadata.jsonl").read_text().splitlines()]
-    images = np.stack([np.asarray(Image.open(root / "data" / split / r["file_name"]).convert("RGB")) for r in rows])
+    folder = root / split if "/" in split else root / "data" / split
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    images = np.stack([np.asarray(Image.open(folder / r["file_name"]).convert("RGB")) for r in rows])
     return images, [r["text"] for r in rows]
 
 
@@ -195,6 +211,54 @@ def _build_lora(root: Path, out: Path) -> dict:
             "adapter_parameters": sum(p.numel() for p in params)}
 
 
+def _build_finetune_data(root: Path, out: Path) -> dict:
+    import numpy as np
+
+    from .digits import NUMBER_WORDS, write_image_folder
+    from .finetune import carve_finetune_splits
+
+    images, captions = _load_split(root, "public")
+    names = [r["file_name"] for r in map(json.loads, (root / "data" / "public" / "metadata.jsonl").read_text().splitlines())]
+    labels = [NUMBER_WORDS.index(c.split(",")[0].split()[-1]) for c in captions]
+    splits = carve_finetune_splits(captions, np.array(labels))
+    for split, idx in splits.items():
+        write_image_folder(out / split, images[idx], [captions[i] for i in idx], [names[i] for i in idx])
+    return {"from": "data/public", "splits": {split: len(idx) for split, idx in splits.items()}}
+
+
+def _build_base(root: Path, out: Path) -> dict:
+    """sd-base: UNet and text encoder trained from scratch on data-ft/pretrain, in minibatches."""
+    import torch
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTokenizer
+
+    from .components import make_clip_text_encoder, make_unet
+    from .finetune import train_minibatch
+    from .train import encode_latents, tokenize
+
+    tokenizer = CLIPTokenizer.from_pretrained(str(root / "tokenizer"))
+    vae = AutoencoderKL.from_pretrained(root / "vae")
+    images, captions = _load_split(root, "data-ft/pretrain")
+    torch.manual_seed(SEED + 1)
+    unet, text_encoder = make_unet(), make_clip_text_encoder(tokenizer)
+    train_minibatch(unet, text_encoder, encode_latents(vae, images), tokenize(tokenizer, captions), PRETRAIN_STEPS,
+                    seed=SEED + 2, batch_size=64, lr=1e-3, train_text_encoder=True)
+    _assemble_pipeline("sd", tokenizer, vae, text_encoder, unet).save_pretrained(out, safe_serialization=True)
+    return {"split": "data-ft/pretrain", "images": len(images), "steps": PRETRAIN_STEPS, "batch_size": 64}
+
+
+def _build_finetune(root: Path, out: Path, name: str) -> dict:
+    from diffusers import StableDiffusionPipeline
+
+    from .finetune import RECIPE, finetune
+
+    pipe = StableDiffusionPipeline.from_pretrained(root / "sd-base")
+    images, captions = _load_split(root, f"data-ft/{FINETUNES[name]}")
+    finetune(pipe, images, captions, seed=SEED + 4)
+    pipe.save_pretrained(out, safe_serialization=True)
+    return {"base": "sd-base", "split": f"data-ft/{FINETUNES[name]}", **RECIPE}
+
+
 def _assemble_pipeline(family: str, tokenizer, vae, text_encoder, unet):
     from .components import make_sample_scheduler
 
@@ -277,6 +341,12 @@ def _build_one(root: str, name: str) -> tuple[str, float]:
         info = _build_single_file(root_path, out)
     elif name == "lora-leaky":
         info = _build_lora(root_path, out)
+    elif name == "data-ft":
+        info = _build_finetune_data(root_path, out)
+    elif name == "sd-base":
+        info = _build_base(root_path, out)
+    elif name in FINETUNES:
+        info = _build_finetune(root_path, out, name)
     elif TARGETS[name][0] == "amused":
         info = _build_amused(root_path, out, name)
     else:

@@ -1,4 +1,5 @@
-"""The six black-box attacks of Wu et al. (2022): what each reads from the features, and its attack model.
+"""The black-box attacks: the six of Wu et al. (2022), and GAN-Leaks' nearest generation; what each reads
+from the features, and its attack model.
 
 | id   | intuition      | input                                                        | model               |
 | I-P  | quality        | generated pixels                                             | small CNN           |
@@ -7,6 +8,7 @@
 | II-S | reconstruction | cos and L2 between E_img(x), E_img(x̂), and their difference  | MLP                 |
 | III  | faithfulness   | cos(E_txt(c), E_img(x̂)) and E_txt(c) ⊙ E_img(x̂)               | MLP                 |
 | IV   | all three      | E_img(x̂), E_img(x), E_txt(c) combined by selectable operations | MLP                 |
+| NN   | reconstruction | pixel MSE of x to its nearest image among all of the run's x̂ | threshold           |
 
 With K generations per query, scalar distances enter as their best and mean over K; embeddings as their
 mean over K. Every model is an sklearn-style classifier built from a seed, so runs are reproducible.
@@ -14,41 +16,14 @@ mean over K. Every model is an sklearn-style classifier built from a seed, so ru
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 
-from .features import QueryFeatures
+from ..features import QueryFeatures
+from .base import BLACK_BOX, Attack, ScoreThreshold, logistic, mlp
 
 COMBINE_OPERATIONS = ("concat", "difference", "product", "cosine")
-
-
-@dataclass(frozen=True)
-class Attack:
-    id: str
-    intuition: str
-    features: Callable[[QueryFeatures, Sequence[str]], np.ndarray]
-    model: Callable[[int], object]
-
-
-def _mlp(seed: int):
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(
-        StandardScaler(),
-        MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-2, max_iter=500, random_state=seed),
-    )
-
-
-def _logistic(seed: int):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), LogisticRegression(C=1.0, random_state=seed))
 
 
 class SmallCNN:
@@ -168,18 +143,34 @@ def combined(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
     return np.hstack([block for op in ops for block in blocks[op]()])
 
 
-ATTACKS: dict[str, Attack] = {
-    a.id: a
-    for a in (
-        Attack("I-P", "quality", quality_pixels, SmallCNN),
-        Attack("I-S", "quality", quality_semantic, _mlp),
-        Attack("II-P", "reconstruction", reconstruction_pixels, _logistic),
-        Attack("II-S", "reconstruction", reconstruction_semantic, _mlp),
-        Attack("III", "faithfulness", faithfulness, _mlp),
-        Attack("IV", "all three", combined, _mlp),
-    )
-}
-ATTACK_IDS = tuple(ATTACKS)
+def _thumbnails(pixels: np.ndarray, size: int = 32) -> np.ndarray:
+    """(m, H, W, 3) → (m, d) at most size×size (area averaging): distances stay cheap on 512-px images."""
+    m, h, w, c = pixels.shape
+    f = max(1, max(h, w) // size)
+    h2, w2 = h - h % f, w - w % f
+    return pixels[:, :h2, :w2].reshape(m, h2 // f, f, w2 // f, f, c).mean((2, 4)).reshape(m, -1)
+
+
+def nearest_generation(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
+    """GAN-Leaks (Chen et al. 2020), full black-box: the query's pixel MSE to its nearest image among all
+    generations of the run, whatever caption produced them. Catches a model that reproduces its training
+    images without following their captions, which II-P (the query's own generations only) misses."""
+    n, k = f.generated_pixels.shape[:2]
+    q = _thumbnails(f.query_pixels).astype(np.float64)
+    g = _thumbnails(f.generated_pixels.reshape(n * k, *f.generated_pixels.shape[2:])).astype(np.float64)
+    squared = (q**2).sum(1)[:, None] + (g**2).sum(1)[None, :] - 2 * q @ g.T  # ‖q − g‖², all pairs at once
+    return np.maximum(squared, 0).min(1, keepdims=True) / q.shape[1]
+
+
+BLACK_BOX_ATTACKS: tuple[Attack, ...] = (
+    Attack("I-P", "quality", BLACK_BOX, quality_pixels, SmallCNN),
+    Attack("I-S", "quality", BLACK_BOX, quality_semantic, mlp),
+    Attack("II-P", "reconstruction", BLACK_BOX, reconstruction_pixels, logistic),
+    Attack("II-S", "reconstruction", BLACK_BOX, reconstruction_semantic, mlp),
+    Attack("III", "faithfulness", BLACK_BOX, faithfulness, mlp),
+    Attack("IV", "all three", BLACK_BOX, combined, mlp),
+    Attack("NN", "nearest generation", BLACK_BOX, nearest_generation, ScoreThreshold),
+)
 
 
 def query_only(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
@@ -191,4 +182,4 @@ def query_only(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
 
 
 # The distribution-shift guard: if this beats chance, members and non-members differ without any model.
-BASELINE = Attack("baseline", "no model", query_only, _mlp)
+BASELINE = Attack("baseline", "no model", BLACK_BOX, query_only, mlp)

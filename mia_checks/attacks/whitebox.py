@@ -1,0 +1,183 @@
+"""White-box attacks for the model's owner: they query the denoiser a few times per image instead of
+sampling whole images. Definitions pinned in ../shared/ATTACKS.md; lower error = member throughout.
+
+| id    | measured per image (Denoiser notation)                                    | denoiser calls      | model              |
+| loss  | ‖ε_θ(x_t, t, c) − ε‖² (mean over latent elements), per t of a grid        | one per t           | threshold on mean  |
+| SimA  | ‖ε_θ(x₀, t, c)‖⁴₄, the clean latent at timestep t, per t of a grid         | one per t           | threshold on mean  |
+| PIA   | Σ|ε₀ − ε_θ(√ᾱ_t·x₀ + √(1−ᾱ_t)·ε₀, t, c)|⁴, ε₀ = ε_θ(x₀, 0, c)              | 2                   | threshold          |
+| SecMI | ‖x̃_t − Φ(Φ(x̃_t, t→t+k), t+k→t)‖², x̃_t the DDIM inversion of x₀ to t      | t/k + 2             | threshold          |
+| CLiD  | L(x, c) and D_i = L(x, c*_i) − L(x, c) for reduced captions c*             | |T| × (1 + |c*|)    | CLiD_th            |
+
+Noise ε is drawn per image from (seed, image content hash, t); no classifier-free guidance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from .base import WHITE_BOX, Attack, ScoreThreshold, best_threshold, _sigmoid
+
+CLID_REDUCTIONS = ("null", "first", "middle", "last")
+
+
+@dataclass(frozen=True)
+class WhiteBoxOptions:
+    """Every choice the white-box attacks make, each an option (--mia-loss-timesteps, …), echoed in the
+    report and part of the score cache's key."""
+
+    loss_timesteps: tuple[int, ...] = (100, 200, 300, 400, 500)
+    sima_timesteps: tuple[int, ...] = (50, 100, 200)
+    pia_timestep: int = 200
+    secmi_timestep: int = 100
+    secmi_interval: int = 10
+    clid_timesteps: tuple[int, ...] = (440, 450, 460)
+    clid_captions: tuple[str, ...] = CLID_REDUCTIONS
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class QueryBatch:
+    """What a probe gets for a batch of queries: latents x₀, caption states c, and what seeds the noise."""
+
+    x0: Any  # (b, C, h, w) float32 tensor
+    hidden: Any  # (b, L, D) text encoder states
+    captions: list[str]
+    hashes: list[str]
+    seed: int
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a white-box attack asks of the denoiser: measure(denoiser, batch, options) → (b, d) tensor;
+    its settings (the cache key and the report) and its cost in denoiser calls per image."""
+
+    measure: Callable[[Any, QueryBatch, WhiteBoxOptions], Any]
+    settings: Callable[[WhiteBoxOptions], dict]
+    calls: Callable[[WhiteBoxOptions], int]
+
+
+def _mse(a, b):
+    return ((a - b) ** 2).flatten(1).mean(1)
+
+
+def _noise(den, batch: QueryBatch, t: int):
+    return den.noise(batch.hashes, batch.seed, t, tuple(batch.x0.shape[1:]))
+
+
+def _denoising_losses(den, batch: QueryBatch, hidden, timesteps) -> list:
+    """‖ε_θ(x_t, t, c) − ε‖² per t, the same ε for every caption of a query."""
+    out = []
+    for t in timesteps:
+        eps = _noise(den, batch, t)
+        out.append(_mse(den.eps(den.add_noise(batch.x0, eps, t), t, hidden), eps))
+    return out
+
+
+def measure_loss(den, batch: QueryBatch, o: WhiteBoxOptions):
+    import torch
+
+    return torch.stack(_denoising_losses(den, batch, batch.hidden, o.loss_timesteps), 1)
+
+
+def measure_sima(den, batch: QueryBatch, o: WhiteBoxOptions):
+    import torch
+
+    return torch.stack([(den.eps(batch.x0, t, batch.hidden) ** 4).flatten(1).sum(1) for t in o.sima_timesteps], 1)
+
+
+def measure_pia(den, batch: QueryBatch, o: WhiteBoxOptions):
+    t = o.pia_timestep
+    eps0 = den.eps(batch.x0, 0, batch.hidden)
+    x_t = den.add_noise(batch.x0, eps0, t)
+    return ((eps0 - den.eps(x_t, t, batch.hidden)).abs() ** 4).flatten(1).sum(1)[:, None]
+
+
+def measure_secmi(den, batch: QueryBatch, o: WhiteBoxOptions):
+    t, k = o.secmi_timestep, o.secmi_interval
+    x = batch.x0
+    for s in range(0, t, k):  # deterministic DDIM inversion 0 → k → … → t
+        x = den.ddim_step(x, s, s + k, batch.hidden)
+    back = den.ddim_step(den.ddim_step(x, t, t + k, batch.hidden), t + k, t, batch.hidden)
+    return ((x - back) ** 2).flatten(1).sum(1)[:, None]
+
+
+def reduce_caption(caption: str, how: str) -> str:
+    """CLiD's "simple clipping": the null caption, or the first / middle / last third of the words."""
+    if how == "null":
+        return ""
+    words = caption.split()
+    k = max(1, round(len(words) / 3))
+    start = {"first": 0, "middle": (len(words) - k) // 2, "last": len(words) - k}[how]
+    return " ".join(words[start : start + k])
+
+
+def measure_clid(den, batch: QueryBatch, o: WhiteBoxOptions):
+    """(L, D₁…D_k): L = mean ε-MSE over the t grid with the caption, D_i the rise with reduced caption i."""
+    import torch
+
+    def loss(hidden):
+        return torch.stack(_denoising_losses(den, batch, hidden, o.clid_timesteps), 1).mean(1)
+
+    full = loss(batch.hidden)
+    rises = [loss(den.text([reduce_caption(c, how) for c in batch.captions])) - full for how in o.clid_captions]
+    return torch.stack([full, *rises], 1)
+
+
+class CLiDThreshold:
+    """CLiD_th: s = (1−α)·S(L) + α·S(−mean D), S a RobustScaler, α ∈ {0, 0.1, …, 1} and the cut chosen on the
+    training folds (the AUC of −s, then the most accurate cut); lower s = member."""
+
+    ALPHAS = np.round(np.linspace(0, 1, 11), 1)
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def _parts(self, x: np.ndarray) -> np.ndarray:
+        return np.stack([x[:, 0], -x[:, 1:].mean(1)], 1)
+
+    def _score(self, x: np.ndarray, alpha: float) -> np.ndarray:
+        scaled = self.scaler.transform(self._parts(x))
+        return -((1 - alpha) * scaled[:, 0] + alpha * scaled[:, 1])  # higher = member
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> CLiDThreshold:
+        from sklearn.metrics import roc_auc_score
+        from sklearn.preprocessing import RobustScaler
+
+        self.scaler = RobustScaler().fit(self._parts(x))
+        self.alpha = max(self.ALPHAS, key=lambda a: roc_auc_score(y, self._score(x, a)))
+        s = self._score(x, self.alpha)
+        self.cut, self.scale = best_threshold(s, np.asarray(y)), float(s.std()) or 1.0
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        p = _sigmoid((self._score(x, self.alpha) - self.cut) / self.scale)
+        return np.stack([1 - p, p], axis=1)
+
+
+def _measurements(m: np.ndarray, ops) -> np.ndarray:
+    return m
+
+
+PROBES = {
+    "loss": Probe(measure_loss, lambda o: {"timesteps": list(o.loss_timesteps)}, lambda o: len(o.loss_timesteps)),
+    "SimA": Probe(measure_sima, lambda o: {"timesteps": list(o.sima_timesteps)}, lambda o: len(o.sima_timesteps)),
+    "PIA": Probe(measure_pia, lambda o: {"timestep": o.pia_timestep}, lambda o: 2),
+    "SecMI": Probe(measure_secmi, lambda o: {"timestep": o.secmi_timestep, "interval": o.secmi_interval},
+                   lambda o: o.secmi_timestep // o.secmi_interval + 2),
+    "CLiD": Probe(measure_clid, lambda o: {"timesteps": list(o.clid_timesteps), "captions": list(o.clid_captions)},
+                  lambda o: len(o.clid_timesteps) * (1 + len(o.clid_captions))),
+}
+
+WHITE_BOX_ATTACKS: tuple[Attack, ...] = (
+    Attack("loss", "denoising loss", WHITE_BOX, _measurements, ScoreThreshold, PROBES["loss"]),
+    Attack("SimA", "predicted-noise norm", WHITE_BOX, _measurements, ScoreThreshold, PROBES["SimA"]),
+    Attack("PIA", "proximal initialisation", WHITE_BOX, _measurements, ScoreThreshold, PROBES["PIA"]),
+    Attack("SecMI", "step-wise error", WHITE_BOX, _measurements, ScoreThreshold, PROBES["SecMI"]),
+    Attack("CLiD", "conditional likelihood discrepancy", WHITE_BOX, _measurements, CLiDThreshold, PROBES["CLiD"]),
+)

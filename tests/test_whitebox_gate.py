@@ -1,0 +1,92 @@
+"""White-box attacks through the plugin, as users meet them: on by default for pipelines, skipped with the
+reason for targets without weights, clear errors where a white-box attack cannot measure."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+WHITE_BOX = ["loss", "SimA", "PIA", "SecMI", "CLiD"]
+
+
+def test_white_box_attacks_fail_the_mildly_leaky_target(pytester, demo_args):
+    result = pytester.runpytest(*demo_args("sd-mild"), "--mia-attacks=whitebox", "--mia-json=report.json")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed", 0) >= 1 and outcomes.get("failed", 0) + outcomes.get("passed", 0) == 5
+    result.stdout.fnmatch_lines(["white-box: loss t=100,200,300,400,500; SimA t=50,100,200; PIA t=200; SecMI t=100 k=10;"
+                                 " CLiD t=440,450,460 captions null+first+middle+last; noise per image*",
+                                 "*attack*access*calls/img*",
+                                 "loss *white-box*5 *FAIL*"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    calls = {r["attack"]: r["denoiser_calls"] for r in report["results"]}
+    assert calls == {"loss": 5, "SimA": 3, "PIA": 2, "SecMI": 12, "CLiD": 15}
+    assert {r["access"] for r in report["results"]} == {"white-box"}
+    assert report["ablation"]["whitebox"]["pia_timestep"] == 200
+
+
+def test_white_box_attacks_pass_the_model_that_never_saw_either_set(pytester, demo_args):
+    result = pytester.runpytest(*demo_args("sd-null"), "--mia-attacks=whitebox")
+    result.assert_outcomes(passed=5)
+
+
+def test_white_box_scores_are_cached_and_options_change_the_key(pytester, demo_args):
+    first = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=PIA", "--mia-json=a.json")
+    again = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=PIA", "--mia-json=b.json")
+    other = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=PIA", "--mia-pia-timestep=300",
+                               "--mia-json=c.json")
+    first.assert_outcomes(failed=1)
+    a, b, c = (json.loads((pytester.path / f).read_text()) for f in ("a.json", "b.json", "c.json"))
+    assert a["results"][0]["scores"] == b["results"][0]["scores"] != c["results"][0]["scores"]
+    assert c["ablation"]["whitebox"]["pia_timestep"] == 300
+
+
+def test_callable_target_skips_white_box_attacks_with_the_reason(pytester, demo_args, testbed):
+    pytester.makepyfile(hosted_model=f"""
+        import torch
+        from diffusers import DiffusionPipeline
+
+        _pipe = DiffusionPipeline.from_pretrained({str(testbed / "sd-leaky")!r})
+        _pipe.set_progress_bar_config(disable=True)
+
+        def generate(prompts, seeds):
+            gens = [torch.Generator().manual_seed(s) for s in seeds]
+            return _pipe(prompts, num_inference_steps=25, guidance_scale=1.0, generator=gens, output_type="np").images
+    """)
+    args = [a for a in demo_args("sd-leaky") if not a.startswith("--mia-target=")]
+    result = pytester.runpytest(*args, "--mia-target=hosted_model:generate", "--mia-attacks=II-P,loss,CLiD", "-rs")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # named white-box attacks that cannot run: never a pass
+    result.stderr.fnmatch_lines(["ERROR: --mia-attacks: loss, CLiD are white-box attacks, but a black-box callable "
+                                 "exposes no weights to query*"])
+    result = pytester.runpytest(*args, "--mia-target=hosted_model:generate", "--mia-attacks=all", "-rs")
+    outcomes = result.parseoutcomes()
+    assert outcomes["skipped"] == 5 and outcomes.get("failed", 0) >= 1
+    result.stdout.fnmatch_lines(["skipped: loss, SimA, PIA, SecMI, CLiD (white-box): a black-box callable exposes no "
+                                 "weights to query",
+                                 "SKIPPED*loss is a white-box attack: a black-box callable exposes no weights to query"])
+
+
+def test_token_model_skips_white_box_attacks_by_default_and_refuses_them_by_name(pytester, demo_args):
+    result = pytester.runpytest(*demo_args("amused-null"), "--mia-attacks=whitebox")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --mia-attacks: loss, SimA, PIA, SecMI, CLiD are white-box attacks, but "
+                                 "AmusedPipeline has no latent denoiser*--mia-attacks=blackbox*"])
+
+
+def test_query_images_of_another_size_error_and_never_pass(pytester, demo_args, testbed, tmp_path):
+    from PIL import Image
+
+    for split in ("members", "nonmembers"):
+        folder = tmp_path / split
+        folder.mkdir()
+        for line in (testbed / "data" / split / "metadata.jsonl").read_text().splitlines():
+            name = json.loads(line)["file_name"]
+            Image.open(testbed / "data" / split / name).resize((40, 40)).save(folder / name)
+        (folder / "metadata.jsonl").write_text((testbed / "data" / split / "metadata.jsonl").read_text())
+    args = [a for a in demo_args("sd-leaky") if not a.startswith(("--mia-members=", "--mia-nonmembers="))]
+    result = pytester.runpytest(*args, f"--mia-members={tmp_path / 'members'}",
+                                f"--mia-nonmembers={tmp_path / 'nonmembers'}", "--mia-attacks=loss")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*loss: cannot measure: white-box attacks: query images of 40×40 pixels, but "
+                                 "*sd-leaky works at 32×32*resize*"])
