@@ -18,7 +18,7 @@ import numpy as np
 from .attacks import ATTACKS, BASELINE, BLACK_BOX, WHITE_BOX, Attack
 from .data import ReferenceSet, balance, check_disjoint, load_reference_set
 from .errors import MiaUsageError, ModelLoadError, WhiteBoxError
-from .features import QueryFeatures, compute_features
+from .features import QueryFeatures, compute_features, compute_query_features
 from .gate import Verdict, decide
 from .generation import GenerationCache
 from .html_report import ImagePair, top_members
@@ -119,14 +119,24 @@ class Audit:
                 for i in top_members(record, n)]
 
     @cached_property
-    def features(self) -> QueryFeatures:
+    def embedder(self):
         from .embedders import load_embedder
 
         with loading(f"the embedder {self.settings.embedder}"):
-            embedder = load_embedder(self.settings.embedder, resolve_device(self.settings.device),
-                                     self.settings.allow_pickle)
-        queries = list(self.members.images) + list(self.nonmembers.images)
-        return compute_features(self.labels, queries, self.captions, self.generated, embedder)
+            return load_embedder(self.settings.embedder, resolve_device(self.settings.device), self.settings.allow_pickle)
+
+    @property
+    def query_images(self) -> list[np.ndarray]:
+        return list(self.members.images) + list(self.nonmembers.images)
+
+    @cached_property
+    def query_features(self) -> QueryFeatures:
+        """The queries alone (no model): what the distribution-shift guard reads."""
+        return compute_query_features(self.labels, self.query_images, self.embedder)
+
+    @cached_property
+    def features(self) -> QueryFeatures:
+        return compute_features(self.query_features, self.query_images, self.captions, self.generated, self.embedder)
 
     @cached_property
     def whitebox_blocker(self) -> str | None:
@@ -168,9 +178,8 @@ class Audit:
         s = self.settings
         scores = WhiteBoxScores(s.cache_root(), self.target.identity, attack.id, attack.probe, s.whitebox, s.seed,
                                 self.generation_settings.device.split(":")[0])
-        images = list(self.members.images) + list(self.nonmembers.images)
         hashes = list(self.members.hashes) + list(self.nonmembers.hashes)
-        return scores.compute(images, hashes, self.captions, lambda: self.denoiser, s.batch_size)
+        return scores.compute(self.query_images, hashes, self.captions, lambda: self.denoiser, s.batch_size)
 
     def denoiser_calls(self, attack_id: str) -> int:
         """Cost per query image in denoiser (UNet) calls: a white-box probe's, or sampling's steps × K
@@ -207,6 +216,8 @@ class Audit:
 
     def inputs(self, attack: Attack):
         """What an attack reads: the generation features (black-box) or its probe's measurements (white-box)."""
+        if attack is BASELINE:
+            return self.query_features
         return self.features if attack.access == BLACK_BOX else self.measurements(attack)
 
     def verdict(self, attack_id: str) -> Verdict:

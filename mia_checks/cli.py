@@ -43,7 +43,7 @@ def demo(target: str, extra: list[str]) -> int:
     cwd = os.getcwd()
     with tempfile.TemporaryDirectory() as empty:
         print(f"mia-checks demo: pytest {' '.join(args)}", flush=True)
-        os.chdir(empty)  # an empty project: only the six gate tests are collected
+        os.chdir(empty)  # an empty project: only the gate tests are collected
         try:
             code = pytest.main([*args, "--rootdir", empty])
         finally:

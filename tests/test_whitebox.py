@@ -226,3 +226,24 @@ def test_query_images_of_another_size_than_the_models_are_a_clear_error(testbed)
     assert den.image_size == 32
     with pytest.raises(WhiteBoxError, match="28×28 pixels, but sd-null/ works at 32×32.*resize"):
         den.check_images([np.zeros((28, 28, 3), np.uint8)], "white-box attacks")
+
+
+def test_attack_groups_and_white_box_options_parse_with_errors_naming_the_option():
+    from mia_checks.errors import MiaUsageError
+    from mia_checks.settings import build_settings, parse_attacks
+
+    assert parse_attacks("whitebox") == ("loss", "SimA", "PIA", "SecMI", "CLiD")
+    assert parse_attacks("clid, II-P") == ("II-P", "CLiD")  # registry order, any case
+    assert len(parse_attacks("all")) == len(parse_attacks("blackbox,whitebox")) == 12
+    base = {"target": "t", "members": "m", "nonmembers": "n"}
+    s = build_settings({**base, "loss-timesteps": "450", "secmi-timestep": "50", "secmi-interval": "5",
+                        "clid-captions": "null"})
+    assert s.whitebox.loss_timesteps == (450,) and s.whitebox.clid_captions == ("null",)
+    assert not build_settings({**base, "attacks": "all"}).attacks_chosen
+    assert build_settings({**base, "attacks": "loss"}).attacks_chosen
+    for option, value, message in (("secmi-timestep", "55", "not a multiple of --mia-secmi-interval"),
+                                   ("loss-timesteps", "100,1000", "--mia-loss-timesteps: 1000 is out of range"),
+                                   ("pia-timestep", "x", "--mia-pia-timestep: 'x' is not a valid int"),
+                                   ("clid-captions", "all-but", "--mia-clid-captions: unknown all-but")):
+        with pytest.raises(MiaUsageError, match=message):
+            build_settings({**base, option: value})
