@@ -32,6 +32,7 @@ def format_header(header: dict) -> str:
          if header.get("shadow_target") else f"protocol: {header['protocol']}, {header['folds']}-fold; ")
         + f"seed {header['seed']}",
         _format_ablation(header.get("ablation")),
+        _format_sampling(header.get("sampling")),
         f"gate: {header['gate']}" + ("; tracking mode: leakage and regressions are reported, not failed"
                                      if header.get("mode") == "track" else ""),
     ]
@@ -54,6 +55,13 @@ def _format_ablation(ablation: dict | None) -> str:
             f"{'the pipeline default' if ablation['guidance'] is None else ablation['guidance']}, "
             f"{ablation['generations_per_query']} generation(s) per query, attacker knows {known:.0%} of the queries, "
             f"IV combines {'+'.join(ablation['combine'])}, embedder {ablation['embedder']}")
+
+
+def _format_sampling(sampling: dict | None) -> str:
+    if not sampling:
+        return ""
+    return (f"sampling: temperature {sampling['temperature']:g}, top-k {sampling['top_k'] or 'all'}, "
+            f"supercondition {sampling['supercondition']:g} (seq2seq; steps and guidance do not apply)")
 
 
 def format_shift(records: list[dict]) -> str | None:
