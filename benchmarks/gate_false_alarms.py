@@ -1,6 +1,7 @@
 """How often the default gate passes `null` and fails `leaky`, over many seeds (run by hand).
 
     python benchmarks/gate_false_alarms.py --seeds 20
+    python benchmarks/gate_false_alarms.py --seeds 20 --targets dalle-null,dalle-leaky
 
 Each seed changes the generation noise, the folds and the attack models; the reference sets stay fixed
 (32 members vs 32 non-members of the test bed). A run "passes" when no attack's verdict leaks. Uses the
@@ -35,10 +36,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--rule", default="bound", choices=["bound", "point"])
     parser.add_argument("--generations", type=int, default=None, help="default: the plugin's")
+    parser.add_argument("--targets", default="sd-null,sd-leaky", help="comma-separated test-bed targets")
     args = parser.parse_args()
-    root = ensure_built(["data", "clip", "sd-null", "sd-leaky"])
+    targets = args.targets.split(",")
+    root = ensure_built(["data", "clip", *targets])
     with tempfile.TemporaryDirectory() as cache:
-        for target in ("sd-null", "sd-leaky"):
+        for target in targets:
             start, passes, worst = time.perf_counter(), 0, []
             for seed in range(args.seeds):
                 passed, values = run(target, seed, root, cache, args.rule, args.generations)
