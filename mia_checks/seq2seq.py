@@ -104,9 +104,12 @@ def sample_codes(model: TokenModel, prompt: str, seed: int, sampling: Sampling):
 def sample_images(model: TokenModel, prompts: list[str], seeds: list[int], sampling: Sampling) -> list[np.ndarray]:
     import torch
 
-    codes = torch.stack([sample_codes(model, p, s, sampling) for p, s in zip(prompts, seeds)])
-    with torch.inference_mode():
-        return list(model.decode_codes(codes))
+    images = []
+    for prompt, seed in zip(prompts, seeds):
+        codes = sample_codes(model, prompt, seed, sampling)
+        with torch.inference_mode():  # decoded alone too: a batch's convolutions may round differently
+            images.append(model.decode_codes(codes[None])[0])
+    return images
 
 
 class BartVQ:
@@ -143,10 +146,14 @@ class BartVQ:
         if problems:
             raise ModelLoadError(f"{where}: " + "; ".join(problems))
 
+    @property
+    def device(self):
+        return self.bart.device
+
     def text_inputs(self, prompts: list[str]):
         enc = self.tokenizer(list(prompts), padding="max_length", max_length=self.text_max_length, truncation=True,
                              return_tensors="pt")
-        return enc.input_ids, enc.attention_mask
+        return enc.input_ids.to(self.device), enc.attention_mask.to(self.device)
 
     def start(self, prompts: list[str]):
         import torch
@@ -154,14 +161,15 @@ class BartVQ:
         ids, mask = self.text_inputs(prompts)
         encoder_outputs = self.bart.get_encoder()(input_ids=ids, attention_mask=mask)
         state: dict[str, Any] = {"cache": None}
-        start = torch.full((len(prompts), 1), self.image_start_token_id, dtype=torch.long)
+        start = torch.full((len(prompts), 1), self.image_start_token_id, dtype=torch.long, device=self.device)
 
         def step(previous):
-            tokens = start if previous is None else (previous + self.text_vocab_size).view(-1, 1)
+            tokens = start if previous is None else (previous.to(self.device) + self.text_vocab_size).view(-1, 1)
             out = self.bart(encoder_outputs=encoder_outputs, attention_mask=mask, decoder_input_ids=tokens,
                             cache=state["cache"], use_cache=True)
             state["cache"] = out.cache
-            return out.logits[:, -1, self.text_vocab_size : self.text_vocab_size + self.codebook_size]
+            # Sampled on the CPU, with the image's own CPU generator, on any device.
+            return out.logits[:, -1, self.text_vocab_size : self.text_vocab_size + self.codebook_size].float().cpu()
 
         return step
 
@@ -170,7 +178,8 @@ class BartVQ:
 
         h, w = self.image_tokens
         shape = (len(codes), h, w, self.vqvae.config.latent_channels)
-        pixels = self.vqvae.decode(codes.reshape(len(codes), -1), force_not_quantize=True, shape=shape).sample
+        pixels = self.vqvae.decode(codes.reshape(len(codes), -1).to(self.device), force_not_quantize=True,
+                                   shape=shape).sample
         # The VQModel works in [-1, 1], as diffusers' autoencoders do.
         pixels = (pixels / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1)
         return (pixels * 255).round().to(torch.uint8).cpu().numpy()
@@ -180,7 +189,8 @@ class BartVQ:
         import torch
 
         ids, mask = self.text_inputs(captions)
-        start = torch.full((len(codes), 1), self.image_start_token_id, dtype=torch.long)
+        codes = codes.to(self.device)
+        start = torch.full((len(codes), 1), self.image_start_token_id, dtype=torch.long, device=self.device)
         decoder_ids = torch.cat([start, codes[:, :-1] + self.text_vocab_size], dim=1)
         return self.bart(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
 
@@ -189,7 +199,7 @@ class BartVQ:
         import torch
 
         x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-        latents = self.vqvae.encode(x).latents
+        latents = self.vqvae.encode(x.to(self.device)).latents
         _, _, (_, _, indices) = self.vqvae.quantize(latents)
         return indices.reshape(len(images), -1)
 

@@ -35,7 +35,7 @@ def seq2seq_token_nll(model, images_uint8: np.ndarray, captions: list[str], batc
             targets = codes + model.text_vocab_size
             nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")
             scores.append(nll.mean(1))
-    return torch.cat(scores).numpy().astype(np.float64)
+    return torch.cat(scores).cpu().numpy().astype(np.float64)
 
 
 def masks_for(seed: int, grid: tuple[int, int], ratios: tuple[float, ...] = DEFAULT_MASK_RATIOS):
@@ -65,24 +65,25 @@ def amused_masked_ce(pipeline, images_uint8: np.ndarray, captions: list[str], se
     vq, transformer = pipeline.vqvae, pipeline.transformer
     mask_id = pipeline.scheduler.config.mask_token_id
     height, width = images_uint8.shape[1:3]
-    micro = torch.tensor([float(width), float(height), 0.0, 0.0, aesthetic_score])
+    device = transformer.device
+    micro = torch.tensor([float(width), float(height), 0.0, 0.0, aesthetic_score], device=device)
     scores = []
     with torch.inference_mode():
         for start in range(0, len(images_uint8), batch_size):
             batch = images_uint8[start : start + batch_size]
-            latents = vq.encode(_to_range(batch, pixel_range)).latents
+            latents = vq.encode(_to_range(batch, pixel_range).to(device)).latents
             _, _, (_, _, indices) = vq.quantize(latents)
             tokens = indices.reshape(len(batch), latents.shape[2], latents.shape[3])
             ids = pipeline.tokenizer(list(captions[start : start + batch_size]), padding="max_length",
                                      max_length=pipeline.tokenizer.model_max_length, truncation=True,
-                                     return_tensors="pt").input_ids
+                                     return_tensors="pt").input_ids.to(device)
             out = pipeline.text_encoder(ids, return_dict=True, output_hidden_states=True)
             per_mask = []
-            for mask in masks_for(seed, tuple(tokens.shape[1:]), mask_ratios):
+            for mask in masks_for(seed, tuple(tokens.shape[1:]), mask_ratios).to(device):
                 inputs = torch.where(mask, mask_id, tokens)
                 logits = transformer(inputs, encoder_hidden_states=out.hidden_states[-2],
                                      pooled_text_emb=out.text_embeds, micro_conds=micro.expand(len(batch), -1))
                 ce = torch.nn.functional.cross_entropy(logits.float(), tokens, reduction="none")  # (b, H, W)
                 per_mask.append(ce[:, mask].mean(1))
             scores.append(torch.stack(per_mask, 1).mean(1))
-    return torch.cat(scores).numpy().astype(np.float64)
+    return torch.cat(scores).cpu().numpy().astype(np.float64)
