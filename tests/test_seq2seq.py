@@ -132,3 +132,23 @@ def test_sample_images_are_independent_of_the_batch(testbed):
     pair = sample_images(model, PROMPTS, [11, 11], Sampling())
     alone = sample_images(model, PROMPTS[1:], [11], Sampling())
     assert np.array_equal(pair[1], alone[0])
+
+
+def test_seq2seq_folder_checks_are_usage_errors(tmp_path):
+    folder = tmp_path / "dalle"
+    folder.mkdir()
+    (folder / "seq2seq_index.json").write_text('{"format": "mia-checks-seq2seq", "version": 2}')
+    with pytest.raises(MiaUsageError, match="seq2seq_index.json is not a mia-checks-seq2seq version 1 index"):
+        check_target_spec(str(folder), allow_pickle=False)
+    (folder / "seq2seq_index.json").write_text('{"format": "mia-checks-seq2seq", "version": 1}')
+    with pytest.raises(MiaUsageError, match="has no bart/ folder"):
+        check_target_spec(str(folder), allow_pickle=False)
+    for part in ("bart", "tokenizer", "vqvae"):
+        (folder / part).mkdir()
+    (folder / "bart" / "pytorch_model.bin").write_bytes(b"pickle")
+    (folder / "vqvae" / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    with pytest.raises(MiaUsageError, match=r"dalle/bart holds only pickle-based weights \(pytorch_model.bin\).*--mia-allow-pickle"):
+        check_target_spec(str(folder), allow_pickle=False)
+    check_target_spec(str(folder), allow_pickle=True)
+    with pytest.raises(MiaUsageError, match="--mia-lora: a LoRA adapter applies to a diffusers pipeline, not to a seq2seq"):
+        check_target_spec(str(folder), allow_pickle=True, lora=str(tmp_path))
