@@ -296,7 +296,11 @@ class Seq2SeqRunner:
     def __call__(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
         if self.model is None:
             import torch
+            from diffusers.utils import logging as diffusers_logging
+            from transformers.utils import logging as transformers_logging
 
+            diffusers_logging.disable_progress_bar()  # loading bars would interleave with pytest's output
+            transformers_logging.disable_progress_bar()
             with torch.random.fork_rng(devices=[]):  # whatever a library's loading draws, the caller's RNG is kept
                 self.model = self.load().to(self.device)
         return sample_images(self.model, prompts, seeds, self.sampling)

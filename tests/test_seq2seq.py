@@ -152,3 +152,20 @@ def test_seq2seq_folder_checks_are_usage_errors(tmp_path):
     check_target_spec(str(folder), allow_pickle=True)
     with pytest.raises(MiaUsageError, match="--mia-lora: a LoRA adapter applies to a diffusers pipeline, not to a seq2seq"):
         check_target_spec(str(folder), allow_pickle=True, lora=str(tmp_path))
+
+
+def test_dalle_training_is_deterministic_and_saves_loadably(testbed, tmp_path):
+    from diffusers import VQModel
+    from transformers import CLIPTokenizer
+
+    from mia_checks.seq2seq import save_seq2seq
+    from mia_checks.testbed.build import _load_split
+    from mia_checks.testbed.dalle import train_dalle
+
+    images, captions = _load_split(testbed, "members")
+    tokenizer, vq = CLIPTokenizer.from_pretrained(str(testbed / "tokenizer")), VQModel.from_pretrained(testbed / "vq")
+    a, b = (train_dalle(tokenizer, vq, images[:4], captions[:4], steps=3, seed=1) for _ in range(2))
+    assert all(torch.equal(x, y) for x, y in zip(a.bart.state_dict().values(), b.bart.state_dict().values()))
+    save_seq2seq(a, tmp_path / "m")
+    loaded = load_seq2seq(tmp_path / "m")
+    assert sample_images(loaded, captions[:1], [0], Sampling())[0].shape == (32, 32, 3)
