@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,16 +121,18 @@ def test_seq2seq_family_through_the_gate(pytester, demo_args, name, outcome):
 
 
 def test_seq2seq_sampling_options_are_echoed_and_key_the_cache(pytester, demo_args, testbed):
-    args = [*demo_args("dalle-null"), "--mia-attacks=II-P", "--mia-max-samples=20"]
-    first = pytester.runpytest(*args, "--mia-top-k=4", "--mia-temperature=0.7")
-    first.stdout.fnmatch_lines(["sampling: temperature 0.7, top-k 4, supercondition 1 *"])
-    cache = next(a.split("=", 1)[1] for a in args if a.startswith("--mia-cache-dir="))
-    folders = lambda: {p.parent for p in Path(cache).rglob("settings.json")}
-    before = folders()
-    pytester.runpytest(*args, "--mia-top-k=4", "--mia-temperature=0.7")
-    assert folders() == before  # the same sampling reads the same cache entries
-    pytester.runpytest(*args, "--mia-top-k=5", "--mia-temperature=0.7")
-    assert len(folders() - before) == 1  # another top-k, another cache key
+    from mia_checks.audit import Audit
+    from mia_checks.settings import build_settings
+
+    args = [*demo_args("dalle-null"), "--mia-attacks=II-P", "--mia-max-samples=20", "--mia-generations=1"]
+    result = pytester.runpytest(*args, "--mia-top-k=4", "--mia-temperature=0.7")
+    result.stdout.fnmatch_lines(["sampling: temperature 0.7, top-k 4, supercondition 1 *"])
+    base = {"target": str(testbed / "dalle-null"), "members": str(testbed / "data" / "members"),
+            "nonmembers": str(testbed / "data" / "nonmembers"), "cache-dir": str(pytester.path)}
+    folder = lambda **options: Audit(build_settings({**base, **options}), progress=False).generation_cache.folder
+    assert folder(**{"top-k": "4"}) == folder(**{"top-k": "4"})
+    assert folder(**{"top-k": "4"}) != folder(**{"top-k": "5"}) != folder()
+    assert folder(temperature="0.7") != folder() != folder(supercondition="2")
 
 
 def test_sampling_option_on_a_diffusion_pipeline_is_a_usage_error(pytester, demo_args):
