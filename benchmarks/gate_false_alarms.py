@@ -3,6 +3,7 @@ over many seeds (run by hand).
 
     python benchmarks/gate_false_alarms.py --seeds 20 [--targets null,leaky,mild,finetune,finetune-null]
                                            [--attacks all] [--metric auc] [--rule bound] [--generations K]
+    python benchmarks/gate_false_alarms.py --seeds 20 --targets dalle-null,dalle-leaky
 
 Each seed changes the generation noise, the white-box noise, the folds and the attack models; the
 reference images stay fixed (each target's own audited sets: 32 vs 32 for the from-scratch targets,
@@ -22,7 +23,8 @@ from mia_checks.settings import build_settings
 from mia_checks.testbed import audit_sets, ensure_built
 from mia_checks.testbed.build import ALIASES
 
-LEAKY = {"leaky", "mild", "finetune", "sd-leaky", "sd-mild", "sd-finetune", "ldm-leaky", "lora-leaky"}
+LEAKY = {"leaky", "mild", "finetune", "sd-leaky", "sd-mild", "sd-finetune", "ldm-leaky", "lora-leaky", "dalle-leaky",
+         "amused-leaky"}
 
 
 def run(target: str, seed: int, root, cache: str, args) -> tuple[bool, dict[str, float], list[str]]:
@@ -40,6 +42,7 @@ def run(target: str, seed: int, root, cache: str, args) -> tuple[bool, dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="to split a run: seeds first … first+seeds−1")
     parser.add_argument("--targets", default="null,leaky,mild,finetune,finetune-null")
     parser.add_argument("--attacks", default="all")
     parser.add_argument("--metric", default="auc")
@@ -52,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         for target in targets:
             start, passes, caught_by = time.perf_counter(), 0, Counter()
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 passed, values, leaking = run(target, seed, root, cache, args)
                 passes += passed
                 caught_by.update(leaking)

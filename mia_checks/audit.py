@@ -77,7 +77,8 @@ class Audit:
 
     @cached_property
     def generation_settings(self) -> GenerationSettings:
-        return GenerationSettings(self.settings.steps, self.settings.guidance, resolve_device(self.settings.device))
+        s = self.settings
+        return GenerationSettings(s.steps, s.guidance, resolve_device(s.device), s.temperature, s.top_k, s.supercondition)
 
     @property
     def labels(self) -> np.ndarray:
@@ -99,8 +100,10 @@ class Audit:
     @cached_property
     def generation_cache(self) -> GenerationCache:
         g = self.generation_settings
-        return GenerationCache(self.settings.cache_root(), self.target,
-                               {"steps": g.steps, "guidance": g.guidance, "device": g.device.split(":")[0]})
+        key = {"steps": g.steps, "guidance": g.guidance, "device": g.device.split(":")[0]}
+        if self.target.sampling is not None:  # seq2seq: the sampling in effect (other kinds keep their keys)
+            key["sampling"] = self.target.sampling
+        return GenerationCache(self.settings.cache_root(), self.target, key)
 
     @cached_property
     def generated(self) -> np.ndarray:
@@ -260,6 +263,7 @@ class Audit:
         return {
             "target": spec,
             "target_kind": target.kind,
+            "sampling": target.sampling,
             "checkpoint_sha256": None if target.kind == "callable" else target.identity,
             "lora": self.settings.lora,
             "captions": ({"source": "given"} if self.settings.captioner is None else

@@ -41,6 +41,10 @@ OPTIONS: tuple[tuple[str, str], ...] = (
     ("seed", "seed of generation, folds and attack models (default 0)"),
     ("steps", "denoising steps per generation (default 25)"),
     ("guidance", "classifier-free guidance scale (default: the pipeline's own)"),
+    ("temperature", "seq2seq (DALL·E-style) targets: sampling temperature (default: the model's own)"),
+    ("top-k", "seq2seq targets: sample from the k most likely image codes (default: the model's own)"),
+    ("supercondition", "seq2seq targets: DALL·E mini's supercondition factor f, logits f·cond + (1−f)·uncond; "
+                       "1 turns it off (default: the model's own)"),
     ("generations", "generations per query, K (default 2): distances take the best of K"),
     ("device", "auto (default), cpu, cuda, cuda:1 …"),
     ("batch-size", "prompts per generation batch (default 16)"),

@@ -32,6 +32,7 @@ def format_header(header: dict) -> str:
          if header.get("shadow_target") else f"protocol: {header['protocol']}, {header['folds']}-fold; ")
         + f"seed {header['seed']}",
         _format_ablation(header.get("ablation")),
+        _format_sampling(header.get("sampling")),
         f"gate: {header['gate']}" + ("; tracking mode: leakage and regressions are reported, not failed"
                                      if header.get("mode") == "track" else ""),
         *_format_skipped(header.get("skipped") or {}),
@@ -73,6 +74,13 @@ def _format_ablation(ablation: dict | None) -> str:
 
 def _ts(values: list[int]) -> str:
     return ",".join(str(v) for v in values)
+
+
+def _format_sampling(sampling: dict | None) -> str:
+    if not sampling:
+        return ""
+    return (f"sampling: temperature {sampling['temperature']:g}, top-k {sampling['top_k'] or 'all'}, "
+            f"supercondition {sampling['supercondition']:g} (seq2seq; steps and guidance do not apply)")
 
 
 def format_shift(records: list[dict]) -> str | None:

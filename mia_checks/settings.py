@@ -34,6 +34,10 @@ class AuditSettings:
     seed: int = 0
     steps: int = 25
     guidance: float | None = None
+    # Seq2seq (DALL·E-style) sampling; None: the model's own default.
+    temperature: float | None = None
+    top_k: int | None = None
+    supercondition: float | None = None
     generations: int = 2  # best of 2: one unlucky noise draw rarely hides a memorised image
     device: str = "auto"
     batch_size: int = 16
@@ -163,6 +167,25 @@ def parse_threshold(raw: str) -> tuple[float | None, dict[str, float]]:
     return default, per_attack
 
 
+SAMPLING_OPTIONS = (("temperature", float, 1e-6), ("top-k", int, 1), ("supercondition", float, 0))
+
+
+def _seq2seq_sampling(get, kw: dict) -> None:
+    """--mia-temperature, --mia-top-k, --mia-supercondition: sampling of seq2seq targets only (a diffusion
+    pipeline has no such setting, and an option that silently does nothing would mislead)."""
+    given = [name for name, _, _ in SAMPLING_OPTIONS if get(name)]
+    if not given:
+        return
+    from .seq2seq import seq2seq_kind
+
+    if get("target") and not seq2seq_kind(Path(get("target"))):
+        raise MiaUsageError(f"{', '.join('--mia-' + n for n in given)}: sampling options apply to seq2seq "
+                            "(DALL·E-style) targets only, and --mia-target is not one; drop them.")
+    for name, kind, low in SAMPLING_OPTIONS:
+        if get(name):
+            kw[name.replace("-", "_")] = _number(f"--mia-{name}", get(name), kind, low)
+
+
 def build_settings(raw: dict[str, str | None]) -> AuditSettings:
     """raw: option name (without --mia-) → string value or None for unset."""
     def get(name: str) -> str | None:
@@ -198,6 +221,7 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
                                        round((folds - 1) / folds, 6))
     if get("guidance"):
         kw["guidance"] = _number("--mia-guidance", get("guidance"), float, 0)
+    _seq2seq_sampling(get, kw)
     for name, key in (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report"),
                       ("storage", "storage"), ("save", "save"), ("target-config", "target_config"), ("lora", "lora"),
                       ("captioner", "captioner"), ("compare", "compare"), ("html", "html_report"),

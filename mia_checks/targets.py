@@ -9,6 +9,8 @@ Kinds:
 - a single-file checkpoint (`model.safetensors` in the original Stable Diffusion layout), loaded with
   diffusers' `from_single_file`, its configs from `--mia-target-config` (a pipeline folder or hub id);
 - either of those with a LoRA adapter applied (`--mia-lora`, diffusers' `load_lora_weights`);
+- a seq2seq (DALL·E-mini-style) folder: BART over captions → VQ codes → VQ decoder, or real DALL·E mini /
+  mega weights in min-dalle's layout (`seq2seq.py`, `min_dalle.py`);
 - `package.module:function`, a black-box callable `function(prompts: list[str], seeds: list[int]) ->
   list of HxWx3 uint8 arrays (or PIL images)`, for hosted models or any wrapper.
 """
@@ -93,6 +95,7 @@ class Target:
     # White-box access: a function that loads and returns the pipeline, or None with the reason why not.
     pipeline_fn: Callable[[], Any] | None = field(default=None, repr=False)
     whitebox_unsupported: str | None = None
+    sampling: dict | None = None  # seq2seq targets: the sampling settings in effect (echoed in the report)
 
     def generate(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
         return self.generate_fn(prompts, seeds)
@@ -103,6 +106,10 @@ class GenerationSettings:
     steps: int = 25
     guidance: float | None = None  # None: the pipeline's own default
     device: str = "cpu"
+    # Seq2seq (DALL·E-style) sampling; None: the model's own default.
+    temperature: float | None = None
+    top_k: int | None = None
+    supercondition: float | None = None
 
 
 def resolve_device(device: str) -> str:
@@ -297,8 +304,12 @@ CALLABLE_HAS_NO_WEIGHTS = "a black-box callable exposes no weights to query"
 
 def whitebox_unsupported(spec: str, config: str | None = None) -> str | None:
     """Why the white-box attacks cannot run on this target (None: they can); cheap, nothing is loaded."""
+    from .seq2seq import NO_DENOISER, seq2seq_kind
+
     if is_callable_spec(spec):
         return CALLABLE_HAS_NO_WEIGHTS
+    if seq2seq_kind(Path(spec)):
+        return NO_DENOISER
     return PipelineSource(Path(spec), config).whitebox_unsupported
 
 
@@ -343,6 +354,13 @@ def check_target_spec(spec: str, allow_pickle: bool, option: str = "--mia-target
             f"{option}: {spec} does not exist. Give a diffusers pipeline folder, a single-file checkpoint "
             "(.safetensors) or package.module:function."
         )
+    from .seq2seq import check_seq2seq_target, seq2seq_kind
+
+    if seq2seq_kind(path):
+        if lora:
+            raise MiaUsageError("--mia-lora: a LoRA adapter applies to a diffusers pipeline, not to a seq2seq target.")
+        check_seq2seq_target(path, allow_pickle, option)
+        return
     if path.is_file():
         _check_weights_file(path, allow_pickle, option, "checkpoint")
         if config and Path(config).exists():
@@ -370,5 +388,9 @@ def load_target(spec: str, settings: GenerationSettings, allow_pickle: bool = Fa
     check_target_spec(spec, allow_pickle, lora=lora, config=config)
     if is_callable_spec(spec):
         return load_callable_target(spec)
+    from .seq2seq import load_seq2seq_target, seq2seq_kind
+
+    if seq2seq_kind(Path(spec)):
+        return load_seq2seq_target(Path(spec), settings, allow_pickle)
     source = PipelineSource(Path(spec), config, Path(lora) if lora else None)
     return load_diffusers_target(source, settings, allow_pickle)

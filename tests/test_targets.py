@@ -16,7 +16,8 @@ PROMPTS = ["a handwritten one, heavy ink, upright, wide, written high",
 
 @pytest.mark.parametrize("name, kind", [("sd-null", "diffusers:StableDiffusionPipeline"),
                                         ("ldm-null", "diffusers:LDMTextToImagePipeline"),
-                                        ("amused-null", "diffusers:AmusedPipeline")])
+                                        ("amused-null", "diffusers:AmusedPipeline"),
+                                        ("dalle-null", "seq2seq:BartForConditionalGeneration+VQModel")])
 def test_each_family_generates_32px_images_that_depend_only_on_prompt_and_seed(testbed, name, kind):
     target = load_target(str(testbed / name), GenerationSettings(steps=8, guidance=1.0, device="cpu"))
     assert target.kind == kind and len(target.identity) == 64
@@ -107,6 +108,37 @@ def test_token_based_family_through_the_gate(pytester, demo_args, name, outcome)
     result = pytester.runpytest(*demo_args(name), "--mia-attacks=II-P")
     result.assert_outcomes(**{outcome: 1})
     result.stdout.fnmatch_lines([f"target: *{name} (diffusers:AmusedPipeline)"])
+
+
+@pytest.mark.parametrize("name, outcome", [("dalle-leaky", "failed"), ("dalle-null", "passed")])
+def test_seq2seq_family_through_the_gate(pytester, demo_args, name, outcome):
+    result = pytester.runpytest(*demo_args(name), "--mia-attacks=II-P", "--mia-json=report.json")
+    result.assert_outcomes(**{outcome: 1})
+    result.stdout.fnmatch_lines([f"target: *{name} (seq2seq:BartForConditionalGeneration+VQModel)",
+                                 "sampling: temperature 1, top-k all, supercondition 1 *"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert report["sampling"] == {"temperature": 1.0, "top_k": None, "supercondition": 1.0}
+
+
+def test_seq2seq_sampling_options_are_echoed_and_key_the_cache(pytester, demo_args, testbed):
+    from mia_checks.audit import Audit
+    from mia_checks.settings import build_settings
+
+    args = [*demo_args("dalle-null"), "--mia-attacks=II-P", "--mia-max-samples=20", "--mia-generations=1"]
+    result = pytester.runpytest(*args, "--mia-top-k=4", "--mia-temperature=0.7")
+    result.stdout.fnmatch_lines(["sampling: temperature 0.7, top-k 4, supercondition 1 *"])
+    base = {"target": str(testbed / "dalle-null"), "members": str(testbed / "data" / "members"),
+            "nonmembers": str(testbed / "data" / "nonmembers"), "cache-dir": str(pytester.path)}
+    folder = lambda **options: Audit(build_settings({**base, **options}), progress=False).generation_cache.folder
+    assert folder(**{"top-k": "4"}) == folder(**{"top-k": "4"})
+    assert folder(**{"top-k": "4"}) != folder(**{"top-k": "5"}) != folder()
+    assert folder(temperature="0.7") != folder() != folder(supercondition="2")
+
+
+def test_sampling_option_on_a_diffusion_pipeline_is_a_usage_error(pytester, demo_args):
+    result = pytester.runpytest(*demo_args("sd-null"), "--mia-top-k=4")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--mia-top-k: sampling options apply to seq2seq*"])
 
 
 def test_checkpoint_hashes_are_remembered_by_path_size_and_mtime(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ Artifacts (each a folder under <cache>/testbed/v<BUILDER_VERSION>/):
 - clip-hf/              tiny transformers CLIPModel (+ CLIPProcessor) trained on the public split
 - blip/, blip-itm/      tiny BLIP captioner and BLIP image–text retrieval model, trained on the public split
 - sd-leaky, sd-mild, sd-null, sd-shadow, ldm-leaky, ldm-null, amused-leaky, amused-null: saved pipelines
+- dalle-leaky, dalle-null: seq2seq targets (BART over captions → VQ codes → vq/), mia_checks/seq2seq.py's layout
 - single-file/sd-leaky.safetensors  sd-leaky as one original-layout checkpoint (diffusers' from_single_file)
 - lora-leaky/           a LoRA adapter fine-tuned on the members over sd-null (load_lora_weights)
 - data-ft/<split>/      the realistic setting's splits, carved out of the public pool (finetune.py)
@@ -38,6 +39,7 @@ BLIP_STEPS = 600  # image–text retrieval
 CAPTIONER_STEPS = 1500  # names the right digit for 91% of members and non-members (600 steps: 61%)
 TARGET_STEPS = 800  # memorises 32 members: black-box reconstruction AUC ≈ 1 from step 600 on
 AMUSED_STEPS = 1500  # masked-token training memorises more slowly than denoising
+DALLE_STEPS = 1000  # teacher-forced next-code training; 600 steps left best-of-2 pixel-MSE AUC at 0.90
 LORA_STEPS = 800
 LORA_RANK = 8
 MILD_STEPS = 60  # the same run, stopped early: white-box AUC ≈ 0.75, black-box attacks near chance
@@ -51,6 +53,8 @@ TARGETS = {
     "ldm-null": ("ldm", "null_train"),
     "amused-leaky": ("amused", "members"),
     "amused-null": ("amused", "null_train"),
+    "dalle-leaky": ("dalle", "members"),
+    "dalle-null": ("dalle", "null_train"),
 }
 EARLY_STOPS = {"sd-mild": ("sd-leaky", MILD_STEPS)}  # saved from the run of another target
 # The realistic setting (finetune.py): a pretrained base, fine-tuned briefly on 128 members.
@@ -60,6 +64,7 @@ FINETUNES = {"sd-finetune": "ft_members", "sd-finetune-null": "ft_null"}
 COST = {"sd-base": 400, "amused-leaky": 170, "amused-null": 170, "ldm-leaky": 150, "ldm-null": 150, "sd-leaky": 110,
         "sd-null": 110, "sd-shadow": 110, "lora-leaky": 110, "vae": 40, "vq": 40, "clip": 35,
         "clip-hf": 35, "blip": 60, "blip-itm": 35}
+COST |= {"dalle-leaky": 90, "dalle-null": 90}
 ALIASES = {"leaky": "sd-leaky", "mild": "sd-mild", "null": "sd-null", "shadow": "sd-shadow",
            "finetune": "sd-finetune", "finetune-null": "sd-finetune-null"}
 DERIVED = {"single-file": "sd-leaky", "lora-leaky": "sd-null"}  # artifact → the target it is made from
@@ -85,7 +90,7 @@ def _dependencies(name: str) -> tuple[str, ...]:
     if name in ("tokenizer", "vae", "vq", *EMBEDDERS):
         return ("data",)
     if name in TARGETS:
-        return ("tokenizer", "vq" if TARGETS[name][0] == "amused" else "vae")
+        return ("tokenizer", "vq" if TARGETS[name][0] in ("amused", "dalle") else "vae")
     if name in EARLY_STOPS:
         return (EARLY_STOPS[name][0],)
     if name in DERIVED:
@@ -155,6 +160,22 @@ def _build_amused(root: Path, out: Path, name: str) -> dict:
     pipe.save_pretrained(out, safe_serialization=True)
     return {"family": "amused", "split": split, "steps": AMUSED_STEPS,
             "transformer_parameters": sum(p.numel() for p in pipe.transformer.parameters())}
+
+
+def _build_dalle(root: Path, out: Path, name: str) -> dict:
+    from diffusers import VQModel
+    from transformers import CLIPTokenizer
+
+    from ..seq2seq import save_seq2seq
+    from .dalle import train_dalle
+
+    split = TARGETS[name][1]
+    images, captions = _load_split(root, split)
+    model = train_dalle(CLIPTokenizer.from_pretrained(str(root / "tokenizer")), VQModel.from_pretrained(root / "vq"),
+                        images, captions, DALLE_STEPS, seed=SEED + 2)
+    save_seq2seq(model, out)
+    return {"family": "dalle", "split": split, "steps": DALLE_STEPS,
+            "bart_parameters": sum(p.numel() for p in model.bart.parameters())}
 
 
 def _build_clip(root: Path, out: Path) -> dict:
@@ -349,6 +370,8 @@ def _build_one(root: str, name: str) -> tuple[str, float]:
         info = _build_finetune(root_path, out, name)
     elif TARGETS[name][0] == "amused":
         info = _build_amused(root_path, out, name)
+    elif TARGETS[name][0] == "dalle":
+        info = _build_dalle(root_path, out, name)
     else:
         info = _build_target(root_path, out, name)
     seconds = time.perf_counter() - start
