@@ -1,0 +1,169 @@
+"""Hostile and careless input (issue 11, item 5): every case is a clear error naming the option or file and
+what to do, a usage error (exit code 4) where it is one; never a pass, a hang or a deep traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mia_checks.data import balance, check_disjoint, load_image, load_reference_set
+from mia_checks.errors import MiaUsageError
+from mia_checks.settings import build_settings
+
+BASE = {"target": "model:generate", "members": "m", "nonmembers": "n"}
+
+
+def settings_with(**options: str):
+    return build_settings({**BASE, **options})
+
+
+# --- numeric options: finite, and in range for what they mean -------------------------------------------
+
+@pytest.mark.parametrize("name, value, message", [
+    ("threshold", "nan", r"--mia-threshold \(gate metric accuracy\): 'nan' is not a finite number"),
+    ("threshold", "inf", "not a finite number"),
+    ("threshold", "II-P=nan", "not a finite number"),
+    ("threshold", "-1", r"--mia-threshold \(gate metric accuracy\): -1.0 is out of range \[0.0, 1.0\]"),
+    ("threshold", "1.5", "out of range"),
+    ("threshold", ",", "--mia-threshold: empty"),
+    ("alpha", "nan", "--mia-alpha: 'nan' is not a finite number"),
+    ("alpha", "0", "out of range"),
+    ("guidance", "nan", "--mia-guidance: 'nan' is not a finite number"),
+    ("guidance", "-inf", "not a finite number"),
+    ("guidance", "-1", "--mia-guidance: -1.0 is below its minimum 0"),
+    ("known-fraction", "nan", "--mia-known-fraction: 'nan' is not a finite number"),
+    ("max-samples", "5", "--mia-max-samples .*sets under 20 images are refused.*5 is below its minimum 20"),
+    ("max-samples", "nan", "not a valid int"),
+    ("steps", "0", "--mia-steps: 0 is below its minimum 1"),
+    ("folds", "1e9", "--mia-folds: '1e9' is not a valid int"),
+])
+def test_numeric_options_are_finite_and_in_range(name, value, message):
+    with pytest.raises(MiaUsageError, match=message):
+        settings_with(**{name: value})
+
+
+@pytest.mark.parametrize("metric, ok, bad", [("accuracy", "0.6", "-0.1"), ("auc", "1", "1.01"),
+                                             ("tpr@1%fpr", "0", "-0.5"), ("advantage", "-0.5", "-1.5")])
+def test_threshold_range_follows_the_gate_metric(metric, ok, bad):
+    assert settings_with(**{"gate-metric": metric, "threshold": ok}).threshold == float(ok)
+    with pytest.raises(MiaUsageError, match=rf"gate metric {metric}.*out of range"):
+        settings_with(**{"gate-metric": metric, "threshold": f"II-P={bad}"})
+
+
+def test_max_samples_below_the_minimum_is_refused_after_the_cap(tmp_path):
+    members = load_reference_set(make_set(tmp_path / "m", 20, seed=1), "members", "--mia-members")
+    nonmembers = load_reference_set(make_set(tmp_path / "n", 20, seed=2), "nonmembers", "--mia-nonmembers")
+    with pytest.raises(MiaUsageError, match="--mia-max-samples: 5 is below 20"):
+        balance(members, nonmembers, 0, cap=5)
+    assert len(balance(members, nonmembers, 0, cap=20)[0]) == 20
+
+
+# --- images: mode, bit depth, size ------------------------------------------------------------------------
+
+def make_set(folder: Path, n: int, seed: int = 0, size: int = 16, write=None) -> Path:
+    """n random images with a metadata.jsonl; `write(array, path)` saves each image (default: 8-bit RGB PNG)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "metadata.jsonl", "w") as f:
+        for i in range(n):
+            array = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            (write or (lambda a, p: Image.fromarray(a).save(p)))(array, folder / f"{i}.png")
+            f.write(json.dumps({"file_name": f"{i}.png", "text": f"image {i}"}) + "\n")
+    return folder
+
+
+def test_16_bit_grayscale_is_scaled_to_8_bits_not_saturated(tmp_path):
+    ramp = np.linspace(0, 65535, 32 * 32).round().astype(np.uint16).reshape(32, 32)
+    Image.fromarray(ramp).save(tmp_path / "gray16.png")
+    assert Image.open(tmp_path / "gray16.png").mode == "I;16"
+    array, _ = load_image(tmp_path / "gray16.png", "--mia-members")
+    assert array.shape == (32, 32, 3) and array.dtype == np.uint8
+    expected = np.round(ramp / 257).astype(np.uint8)
+    assert np.array_equal(array[..., 0], expected)
+    assert (array == 255).mean() < 0.01  # saturation made 72% of the pixels 255
+
+
+def test_16_bit_set_and_its_8_bit_twin_load_alike(tmp_path):
+    def save16(array, path):
+        Image.fromarray(array[..., 0].astype(np.uint16) * 257).save(path)
+
+    def save8(array, path):
+        Image.fromarray(array[..., 0]).save(path)
+
+    wide = load_reference_set(make_set(tmp_path / "w", 20, write=save16), "members", "--mia-members")
+    narrow = load_reference_set(make_set(tmp_path / "n", 20, write=save8), "members", "--mia-members")
+    assert all(np.array_equal(a, b) for a, b in zip(wide.images, narrow.images))
+
+
+def test_images_of_unknown_range_are_refused(tmp_path):
+    Image.fromarray(np.full((16, 16), 3.5, np.float32)).save(tmp_path / "float.tiff")
+    with pytest.raises(MiaUsageError, match="float.tiff has 32-bit float pixels .*save it as an 8- or 16-bit"):
+        load_image(tmp_path / "float.tiff", "--mia-members")
+
+
+def test_tiny_images_are_refused(tmp_path):
+    Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
+    with pytest.raises(MiaUsageError, match="--mia-members: image .*dot.png is 1x1 pixels; images must be at least 8x8"):
+        load_image(tmp_path / "dot.png", "--mia-members")
+
+
+def test_decompression_bomb_names_the_file(tmp_path):
+    Image.new("1", (20000, 20000)).save(tmp_path / "bomb.png")  # 400 Mpixels, a few kB on disk
+    with pytest.raises(MiaUsageError, match="--mia-members: image .*bomb.png is too large to load safely"):
+        load_image(tmp_path / "bomb.png", "--mia-members")
+
+
+# --- manifests: inside the set folder, regular files, no duplicates -----------------------------------------
+
+def rewrite_manifest(folder: Path, edit) -> None:
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    edit(rows)
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.mark.parametrize("file_name", ["../outside.png", "sub/../../outside.png", "/etc/passwd"])
+def test_manifest_paths_stay_inside_the_set_folder(tmp_path, file_name):
+    folder = make_set(tmp_path / "set", 20)
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8) + 7).save(tmp_path / "outside.png")
+    rewrite_manifest(folder, lambda rows: rows[3].update(file_name=file_name))
+    with pytest.raises(MiaUsageError, match=r"--mia-members: .*metadata.jsonl entry 4 .* points outside the set folder"):
+        load_reference_set(folder, "members", "--mia-members")
+
+
+def test_a_named_pipe_is_refused_without_hanging(tmp_path):
+    folder = make_set(tmp_path / "set", 20)
+    (folder / "5.png").unlink()
+    os.mkfifo(folder / "5.png")  # opening it for reading would block forever
+    with pytest.raises(MiaUsageError, match="--mia-members: .*5.png is not a regular file"):
+        load_reference_set(folder, "members", "--mia-members")
+
+
+def test_duplicate_rows_and_rows_pointing_at_one_image_are_errors(tmp_path):
+    folder = make_set(tmp_path / "set", 21)
+    rewrite_manifest(folder, lambda rows: rows[20].update(file_name="./3.png"))
+    with pytest.raises(MiaUsageError, match="entries 4 and 21 both list ./3.png.*remove the duplicate row"):
+        load_reference_set(folder, "members", "--mia-members")
+
+
+def test_one_image_under_two_names_is_an_error(tmp_path):
+    folder = make_set(tmp_path / "set", 20)
+    Image.open(folder / "2.png").save(folder / "9.png", compress_level=0)  # same pixels, other bytes
+    with pytest.raises(MiaUsageError, match="--mia-members: .*2.png and .*9.png hold the same pixels"):
+        load_reference_set(folder, "members", "--mia-members")
+
+
+def test_overlap_is_detected_by_decoded_pixels_not_file_bytes(tmp_path):
+    members = make_set(tmp_path / "m", 20, seed=1)
+    nonmembers = make_set(tmp_path / "n", 20, seed=2)
+    for i in (4, 11):  # re-encode two members (other compression, other bytes) as non-members
+        Image.open(members / f"{i}.png").save(nonmembers / f"{i}.png", compress_level=0, optimize=False)
+        assert (members / f"{i}.png").read_bytes() != (nonmembers / f"{i}.png").read_bytes()
+    m = load_reference_set(members, "members", "--mia-members")
+    n = load_reference_set(nonmembers, "nonmembers", "--mia-nonmembers")
+    with pytest.raises(MiaUsageError, match=r"--mia-members and --mia-nonmembers share 2 image\(s\)"):
+        check_disjoint(m, n)
