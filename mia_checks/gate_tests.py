@@ -24,11 +24,12 @@ def mia_verdict(request: pytest.FixtureRequest, mia_audit):
     from mia_checks.gate import UnmeasurableError
     from mia_checks.generation import GenerationError
     from mia_checks.errors import ModelLoadError
+    from mia_checks.targets import TargetContractError
 
     try:
         result, verdict = mia_audit.result(request.param), mia_audit.verdict(request.param)
         shift = None if mia_audit.settings.shift_check == "off" else mia_audit.distribution_shift()
-    except (UnmeasurableError, GenerationError, ModelLoadError, FloatingPointError) as exc:
+    except (UnmeasurableError, GenerationError, ModelLoadError, TargetContractError, FloatingPointError) as exc:
         pytest.fail(f"{request.param}: cannot measure: {exc}", pytrace=False)
     if shift is not None and shift.shifted:
         if mia_audit.settings.shift_check == "error":

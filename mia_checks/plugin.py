@@ -86,6 +86,7 @@ class MiaSession:
     records: dict[str, dict] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     saved: Any = None  # the SavedRun this run was saved as
+    write_errors: dict[str, str] = field(default_factory=dict)  # report label → why it could not be written
     _header: dict | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -164,6 +165,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from .settings import build_settings
     from .embedders import check_embedder_spec
     from .targets import check_target_spec
+    from .validation import check_folds, check_run_environment
 
     try:
         settings = build_settings(raw)
@@ -173,11 +175,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
             check_captioner_spec(settings.captioner, settings.allow_pickle)
         check_target_spec(settings.target, settings.allow_pickle, lora=settings.lora, config=settings.target_config)
+        check_run_environment(settings)
         members, nonmembers = load_reference_sets(settings)
+        check_folds(settings.folds, len(members))
         if settings.shadow_target:
             check_target_spec(settings.shadow_target, settings.allow_pickle, "--mia-shadow-target",
                               config=settings.target_config)
-            load_reference_sets(settings, shadow=True)
+            check_folds(settings.folds, len(load_reference_sets(settings, shadow=True)[0]),
+                        "--mia-shadow-members/--mia-shadow-nonmembers")
         baseline = None
         if settings.compare:
             from .baselines import ResultsStore
@@ -262,22 +267,38 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     from .report import format_markdown, write_json
 
     settings, document = mia.settings, mia.document()
-    if settings.json_report:
-        write_json(settings.json_report, document)
-    if settings.save or settings.autosave:
+
+    def save_run() -> None:
         from .baselines import ResultsStore, autosave_name
 
         mia.saved = ResultsStore(settings.storage).save(document, settings.save or autosave_name())
-    if settings.markdown_report:
+
+    def write_markdown() -> None:
         path = Path(settings.markdown_report)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(format_markdown(document), encoding="utf-8")
-    if settings.html_report:
+
+    def write_html_report() -> None:
         from .html_report import strongest, write_html
 
         top = strongest(document["results"])
         pairs = None if top is None else mia.get_audit().image_pairs(top)
         write_html(settings.html_report, document, pairs, top and top["attack"])
+
+    # A report that cannot be written is named on screen (the terminal report still prints) and fails the run.
+    for label, path, write in (("JSON report", settings.json_report, lambda: write_json(settings.json_report, document)),
+                               ("saved run", settings.save or settings.autosave, save_run),
+                               ("Markdown summary", settings.markdown_report, write_markdown),
+                               ("HTML report", settings.html_report, write_html_report)):
+        if not path:
+            continue
+        try:
+            write()
+        except Exception as exc:  # noqa: BLE001 — whatever failed, the run's verdict must still be shown
+            where = settings.storage if label == "saved run" else path
+            mia.write_errors[label] = f"could not write the {label} to {where}: {type(exc).__name__}: {exc}"
+    if mia.write_errors and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -302,5 +323,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     settings = mia.settings
     for label, path in (("JSON report", settings.json_report), ("saved run", mia.saved and mia.saved.path),
                         ("HTML report", settings.html_report), ("Markdown summary", settings.markdown_report)):
-        if path:
+        if path and label not in mia.write_errors:
             tr.write_line(f"{label}: {path}")
+    for error in mia.write_errors.values():
+        tr.write_line(f"ERROR: {error}", red=True, bold=True)

@@ -167,3 +167,181 @@ def test_overlap_is_detected_by_decoded_pixels_not_file_bytes(tmp_path):
     n = load_reference_set(nonmembers, "nonmembers", "--mia-nonmembers")
     with pytest.raises(MiaUsageError, match=r"--mia-members and --mia-nonmembers share 2 image\(s\)"):
         check_disjoint(m, n)
+
+
+# --- callable targets: import, and the contract of what they return ------------------------------------------
+
+@pytest.fixture
+def module_dir(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def write_module(folder: Path, name: str, body: str) -> str:
+    (folder / f"{name}.py").write_text("import numpy as np\n" + body)
+    return name
+
+
+@pytest.mark.parametrize("spec_body, message", [
+    (("exits_at_import", "import sys\nsys.exit(0)\ndef gen(p, s):\n    return []\n"),
+     r"--mia-target: cannot import exits_at_import .*SystemExit: 0"),
+    (("raises_at_import", "raise RuntimeError('no API key')\n"), "cannot import raises_at_import .*no API key"),
+    (("has_no_gen", "x = 1\n"), "module has_no_gen has no attribute 'gen'"),
+    (("not_callable", "gen = 42\n"), r"not_callable:gen is not callable \(it is a int\)"),
+])
+def test_callables_that_cannot_be_imported_are_usage_errors(module_dir, spec_body, message):
+    from mia_checks.targets import resolve_callable
+
+    name = write_module(module_dir, *spec_body)
+    with pytest.raises(MiaUsageError, match=message):
+        resolve_callable(f"{name}:gen")
+
+
+def test_missing_modules_and_functions_are_usage_errors():
+    from mia_checks.targets import resolve_callable
+
+    with pytest.raises(MiaUsageError, match="cannot import nosuchmod for nosuchmod:gen"):
+        resolve_callable("nosuchmod:gen")
+    with pytest.raises(MiaUsageError, match="module os has no attribute 'nosuchfunc'"):
+        resolve_callable("os:nosuchfunc")
+
+
+@pytest.mark.parametrize("returns, message", [
+    ("raise ValueError('quota exceeded')", "raised ValueError: quota exceeded"),
+    ("return None", "it returned NoneType, not a list of images"),
+    ("return 'an image'", "it returned str"),
+    ("return ['a.png' for _ in p]", "image 0 is a str, not an image"),
+    ("return [None for _ in p]", "image 0 is a NoneType"),
+    ("return [np.zeros((3, 32, 32), np.uint8) for _ in p]", r"has shape \(3, 32, 32\) \(channels first\? return HxWx3\)"),
+    ("return [np.zeros((1, 1, 3), np.uint8) for _ in p]", "is 1x1 pixels"),
+    ("return [np.full((32, 32, 3), 200.0) for _ in p]", r"float pixels in \[200, 200\], outside \[0, 1\]"),
+    ("return [np.full((32, 32, 3), np.nan) for _ in p]", "has NaN pixels"),
+    ("return [np.zeros((32, 32, 3), np.int64) for _ in p]", "array of int64; return uint8"),
+    ("return [np.zeros((32, 32, 3), np.uint8)]", "returned 1 images for 2 prompts"),
+])
+def test_callable_contract_violations_name_the_contract(module_dir, returns, message):
+    from mia_checks.targets import GenerationSettings, TargetContractError, load_target
+
+    name = write_module(module_dir, f"contract_{abs(hash(returns))}", f"def gen(p, s):\n    {returns}\n")
+    target = load_target(f"{name}:gen", GenerationSettings())
+    with pytest.raises(TargetContractError, match=message) as info:
+        target.generate(["a", "b"], [1, 2])
+    assert "callable contract" in str(info.value) and f"{name}:gen" in str(info.value)
+
+
+def test_contract_abiding_outputs_are_converted_exactly(module_dir):
+    from mia_checks.targets import GenerationSettings, load_target
+
+    name = write_module(module_dir, "abiding", """
+from PIL import Image
+def gen(p, s):
+    ramp = np.linspace(0, 1, 32 * 32 * 3).reshape(32, 32, 3)
+    return [ramp, (ramp * 255).round().astype(np.uint8), Image.fromarray((ramp * 255).round().astype(np.uint8))]
+""")
+    floats, ints, pil = load_target(f"{name}:gen", GenerationSettings()).generate(["a", "b", "c"], [1, 2, 3])
+    assert floats.dtype == np.uint8 and np.array_equal(floats, ints) and np.array_equal(ints, pil)
+
+
+# --- through pytest: each a usage error (exit code 4) that names the option or file -------------------------
+
+@pytest.fixture
+def project(pytester: pytest.Pytester):
+    """A project with 20 + 20 reference images and a callable target; usage errors come before any model."""
+    make_set(pytester.path / "members", 20, seed=1)
+    make_set(pytester.path / "nonmembers", 20, seed=2)
+    pytester.makepyfile(model="""
+        import numpy as np
+        def generate(prompts, seeds):
+            return [np.random.default_rng(s).integers(0, 256, (16, 16, 3), dtype=np.uint8) for s in seeds]
+        not_a_function = 42
+    """)
+    pytester.syspathinsert()
+
+    def run(*options: str) -> pytest.RunResult:
+        base = {"--mia-target": "model:generate", "--mia-members": "members", "--mia-nonmembers": "nonmembers",
+                "--mia-cache-dir": "cache"}
+        base.update(o.split("=", 1) for o in options if "=" in o)
+        return pytester.runpytest(*(f"{k}={v}" for k, v in base.items()), "-p", "no:cacheprovider",
+                                  *(o for o in options if "=" not in o))
+
+    return run
+
+
+def assert_usage_error(result: pytest.RunResult, message: str) -> None:
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str() + result.stderr.str()
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize("option, message", [
+    ("--mia-threshold=nan", "--mia-threshold (gate metric accuracy): 'nan' is not a finite number*"),
+    ("--mia-alpha=nan", "--mia-alpha: 'nan' is not a finite number*"),
+    ("--mia-max-samples=5", "--mia-max-samples (sets under 20 images are refused*): 5 is below its minimum 20."),
+    ("--mia-threshold=-1", "--mia-threshold (gate metric accuracy): -1.0 is out of range [[]0.0, 1.0[]]."),
+    ("--mia-guidance=nan", "--mia-guidance: 'nan' is not a finite number*"),
+    ("--mia-folds=100", "--mia-folds: 100 folds need at least 100 members and 100 non-members, but * give 20 each*"),
+    ("--mia-device=tpu", "--mia-device: 'tpu' is not a device mia-checks can use; choose auto, cpu, cuda*"),
+    ("--mia-device=cuda:99", "--mia-device: cuda:99 asked for, but *"),
+    ("--mia-target=nosuchmod:gen", "--mia-target: cannot import nosuchmod for nosuchmod:gen (ModuleNotFoundError*"),
+    ("--mia-target=os:nosuchfunc", "--mia-target: cannot import os:nosuchfunc (module os has no attribute*"),
+    ("--mia-target=model:not_a_function", "--mia-target: model:not_a_function is not callable (it is a int)*"),
+    ("--mia-embedder=/no/such/clip", "--mia-embedder: /no/such/clip does not exist. Give a local embedder folder*"),
+    ("--mia-embedder=transformers:./nowhere", "--mia-embedder: nowhere does not exist.*"),
+    ("--mia-json=/proc/x.json", "--mia-json: cannot write the report in /proc (*); give a writable folder."),
+    ("--mia-cache-dir=/proc/mia-cache", "--mia-cache-dir: cannot write the generation cache in /proc/mia-cache*"),
+    ("--mia-markdown=members", "--mia-markdown: members exists and is not a regular file*"),
+])
+def test_bad_options_are_usage_errors_naming_the_option(project, option, message):
+    assert_usage_error(project(option), message)
+
+
+def test_cuda_without_a_gpu_is_a_usage_error(project):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: --mia-device=cuda is valid here (cuda:99 is tested instead)")
+    assert_usage_error(project("--mia-device=cuda"), "--mia-device: cuda asked for, but torch sees no CUDA GPU*")
+
+
+def test_a_cache_dir_that_is_a_file(project, pytester):
+    (pytester.path / "cache.txt").write_text("not a folder")
+    assert_usage_error(project("--mia-cache-dir=cache.txt"), "--mia-cache-dir: cache.txt is a file, not a folder*")
+
+
+def test_a_module_that_exits_at_import_is_a_usage_error_not_exit_0(project, pytester):
+    pytester.makepyfile(exiting="import sys\nsys.exit(0)\ndef generate(p, s):\n    return []\n")
+    assert_usage_error(project("--mia-target=exiting:generate"),
+                       "--mia-target: cannot import exiting for exiting:generate (SystemExit: 0)*")
+
+
+@pytest.mark.parametrize("content, message", [("", "*model_index.json is not valid JSON*re-save the pipeline*"),
+                                              ("{oops", "*model_index.json is not valid JSON*"),
+                                              ("[1, 2]", "*model_index.json names no pipeline class*"),
+                                              ('{"unet": ["diffusers", "UNet2DModel"]}', "*names no pipeline class*")])
+def test_malformed_model_index_is_a_usage_error(project, pytester, content, message):
+    (pytester.path / "pipe").mkdir()
+    (pytester.path / "pipe" / "model_index.json").write_text(content)
+    assert_usage_error(project("--mia-target=pipe"), "--mia-target: " + message)
+
+
+def test_reencoded_members_as_nonmembers_are_refused(project, pytester):
+    for i in (0, 7):
+        Image.open(pytester.path / "members" / f"{i}.png").save(pytester.path / "nonmembers" / f"{i}.png",
+                                                                 compress_level=1)
+    assert_usage_error(project(), "--mia-members and --mia-nonmembers share 2 image(s)*")
+
+
+def test_sixteen_bit_and_tiny_images_through_pytest(project, pytester):
+    Image.new("RGB", (1, 1)).save(pytester.path / "members" / "3.png")
+    assert_usage_error(project(), "--mia-members: image *3.png is 1x1 pixels; images must be at least 8x8*")
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"foo": 1}, "*bad.json is not a saved mia-checks run (the document has no 'members'); pass a report written by*"),
+    ([], "*is not a saved mia-checks run (the document is a list, not an object)*"),
+    ({"members": {"sha256": "a"}, "nonmembers": {"sha256": "b"}, "seed": 0, "protocol": "p",
+      "results": [{"attack": "II-P"}]}, "*(results[[]0[]] has no 'accuracy')*"),
+])
+def test_a_baseline_that_is_not_a_saved_run_is_a_usage_error(project, pytester, document, message):
+    (pytester.path / "bad.json").write_text(json.dumps(document))
+    assert_usage_error(project("--mia-compare=bad.json"), "--mia-compare: " + message)
