@@ -46,7 +46,7 @@ class SavedRun:
             raise MiaUsageError(f"--mia-compare: cannot read the saved run {self.path}: {exc}") from None
         problem = schema_problem(document, SAVED_RUN_SCHEMA) or next(
             (f"results[{i}] has {len(r['labels'])} labels but {len(r['scores'])} scores"
-             for i, r in enumerate(document["results"]) if len(r["labels"]) != len(r["scores"])), None)
+             for i, r in enumerate(document["results"]) if len(r.get("labels", [])) != len(r.get("scores", []))), None)
         if problem:
             raise MiaUsageError(f"--mia-compare: {self.path} is not a saved mia-checks run ({problem}); pass a report "
                                 "written by --mia-save, --mia-autosave or --mia-json.")
@@ -54,17 +54,16 @@ class SavedRun:
 
 
 # What a saved run must hold for a comparison: the parts of the JSON report that compare() and the header
-# read. A schema in miniature: a dict maps keys to schemas, [schema] is a list of them, a tuple of types a leaf.
+# read. A schema in miniature: a dict maps keys to schemas ("key?" optional), [schema] is a list of them,
+# a tuple of types a leaf.
 _NUMBER, _OPTIONAL_NUMBER = (int, float), (int, float, type(None))
-_ESTIMATE = {"value": _OPTIONAL_NUMBER, "low": _OPTIONAL_NUMBER, "high": _OPTIONAL_NUMBER}
+_ESTIMATE = {"value": _OPTIONAL_NUMBER, "low?": _OPTIONAL_NUMBER, "high?": _OPTIONAL_NUMBER}
 SAVED_RUN_SCHEMA = {
-    "members": {"sha256": (str,)},
-    "nonmembers": {"sha256": (str,)},
-    "seed": (int,),
-    "protocol": (str,),
+    "members?": {"sha256": (str,)},
+    "nonmembers?": {"sha256": (str,)},
     "results": [{"attack": (str,), "accuracy": _ESTIMATE, "auc": _ESTIMATE, "advantage": _ESTIMATE,
                  "tpr_at_1pct_fpr": _OPTIONAL_NUMBER, "epsilon_lower_bound": _OPTIONAL_NUMBER,
-                 "labels": [(int,)], "scores": [_NUMBER]}],
+                 "labels?": [(int,)], "scores?": [_NUMBER]}],
 }
 
 
@@ -74,7 +73,10 @@ def schema_problem(value, schema, where: str = "the document") -> str | None:
         if not isinstance(value, dict):
             return f"{where} is a {type(value).__name__}, not an object"
         for key, sub in schema.items():
+            key, optional = key.rstrip("?"), key.endswith("?")
             if key not in value:
+                if optional:
+                    continue
                 return f"{where} has no {key!r}"
             problem = schema_problem(value[key], sub, key if where == "the document" else f"{where}.{key}")
             if problem:

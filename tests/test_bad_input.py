@@ -337,9 +337,9 @@ def test_sixteen_bit_and_tiny_images_through_pytest(project, pytester):
 
 
 @pytest.mark.parametrize("document, message", [
-    ({"foo": 1}, "*bad.json is not a saved mia-checks run (the document has no 'members'); pass a report written by*"),
+    ({"foo": 1}, "*bad.json is not a saved mia-checks run (the document has no 'results'); pass a report written by*"),
     ([], "*is not a saved mia-checks run (the document is a list, not an object)*"),
-    ({"members": {"sha256": "a"}, "nonmembers": {"sha256": "b"}, "seed": 0, "protocol": "p",
+    ({"members": {"sha256": "a"}, "nonmembers": {"sha256": "b"},
       "results": [{"attack": "II-P"}]}, "*(results[[]0[]] has no 'accuracy')*"),
 ])
 def test_a_baseline_that_is_not_a_saved_run_is_a_usage_error(project, pytester, document, message):
