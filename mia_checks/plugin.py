@@ -20,6 +20,9 @@ OPTIONS: tuple[tuple[str, str], ...] = (
                "package.module:function (black box)"),
     ("target-config", "single-file target: the diffusers pipeline folder (or hub id) whose configs describe it "
                       "(default: diffusers infers them from the checkpoint and fetches them from the hub)"),
+    ("target-identity", "callable target: what it is (model version, weights hash, endpoint and revision); its "
+                        "generations are cached under it and reused across runs. Without it (or the function's "
+                        "mia_identity attribute) a callable's generations are not reused across runs"),
     ("lora", "LoRA adapter to apply on the target pipeline: the folder save_lora_weights wrote, or its .safetensors"),
     ("members", "member reference set: image folder with metadata.jsonl, or a .jsonl/.csv manifest"),
     ("nonmembers", "non-member reference set (held out, same distribution), same formats"),
@@ -87,23 +90,43 @@ class MiaSession:
     errors: dict[str, str] = field(default_factory=dict)
     saved: Any = None  # the SavedRun this run was saved as
     write_errors: dict[str, str] = field(default_factory=dict)  # report label → why it could not be written
+    config: Any = None
+    run_id: str = ""  # this run's id, shared with pytest-xdist workers: the scope of run-only generations
     _header: dict | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Collect per-attack records (reports from pytest-xdist workers arrive on the controller too)."""
-        props = dict(report.user_properties)
-        if "mia_record" in props and report.when == "call":
-            record = json.loads(props["mia_record"])
+        """Collect per-attack records (reports from pytest-xdist workers arrive on the controller too), and
+        errors: a gate test that failed without a record (in its fixture, or by a warning turned error)."""
+        if not report.nodeid.startswith("mia-checks::test_attack["):
+            return
+        attack = report.nodeid.rsplit("[", 1)[1].rstrip("]")
+        raw = getattr(report, "mia_record", None)
+        if raw is not None and report.when == "call":
+            record = json.loads(raw)
             self.records[record["attack"]] = record
-        elif report.failed and report.when == "setup" and "test_attack[" in report.nodeid:
-            attack = report.nodeid.rsplit("[", 1)[1].rstrip("]")
-            self.errors[attack] = report.longreprtext.strip().splitlines()[-1]
+            self._junit_suite_properties(record)
+        elif report.failed and report.when in ("setup", "call") and attack not in self.records:
+            self.errors[attack] = _error_message(report)
+
+    def _junit_suite_properties(self, record: dict) -> None:
+        """xunit2 (pytest's default) has no test-case properties: the per-attack ones go on the test suite."""
+        try:
+            from _pytest.junitxml import xml_key
+        except ImportError:  # pragma: no cover — a pytest without it writes no suite properties
+            return
+        xml = self.config.stash.get(xml_key, None) if self.config is not None else None
+        if xml is not None and xml.family not in ("xunit1", "legacy"):
+            from .gate_tests import junit_properties
+
+            for name, value in junit_properties(record):
+                xml.add_global_property(name.replace("mia.", f"mia.{record['attack']}.", 1), value)
 
     def get_audit(self):
         if self.audit is None:
             from .audit import Audit
 
-            self.audit = Audit(self.settings, self.members, self.nonmembers, progress=self.progress)
+            self.audit = Audit(self.settings, self.members, self.nonmembers, progress=self.progress,
+                               run_id=self.run_id)
         return self.audit
 
     def baseline_record(self, attack: str) -> dict | None:
@@ -128,7 +151,26 @@ class MiaSession:
         return {**self._header, "results": records, "errors": dict(self.errors)}
 
 
+def _error_message(report: pytest.TestReport) -> str:
+    """The exception's own message (a traceback's last line is only where it was raised)."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is None or not crash.message:
+        return report.longreprtext.strip().splitlines()[-1]
+    message = crash.message.strip().removeprefix("Failed: ")  # pytest.fail's own prefix
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
 SESSION_KEY = pytest.StashKey[MiaSession]()
+RECORD_KEY = pytest.StashKey[str]()  # a gate test's record (JSON), set by the test, copied onto its report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Put the gate test's record on its call report: pytest-xdist carries report attributes to the controller."""
+    report = yield
+    if call.when == "call" and RECORD_KEY in item.stash:
+        report.mia_record = item.stash[RECORD_KEY]
+    return report
 
 
 def _dest(name: str) -> str:
@@ -191,7 +233,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except MiaUsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     progress = config.getoption("capture") == "no" or config.getoption("verbose") > 0
-    config.stash[SESSION_KEY] = session = MiaSession(settings, members, nonmembers, progress, baseline=baseline)
+    import uuid
+
+    run_id = getattr(config, "workerinput", {}).get("mia_run_id") or uuid.uuid4().hex
+    config.stash[SESSION_KEY] = session = MiaSession(settings, members, nonmembers, progress, baseline=baseline,
+                                                     config=config, run_id=run_id)
     if baseline is not None:
         try:
             session.baseline_document = baseline.load()
@@ -199,6 +245,14 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(session, "mia-checks-session")
     config.addinivalue_line("markers", "mia: a membership-inference gate test of mia-checks")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """pytest-xdist: workers share the controller's run id (one scope for run-only generations)."""
+    mia = _session(node.config)
+    if mia is not None:
+        node.workerinput["mia_run_id"] = mia.run_id
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -299,13 +353,24 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             mia.write_errors[label] = f"could not write the {label} to {where}: {type(exc).__name__}: {exc}"
     if mia.write_errors and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    _drop_run_only_generations(mia)
+
+
+def _drop_run_only_generations(mia: MiaSession) -> None:
+    """An undeclared callable's generations served this run only (and its report): remove them."""
+    import shutil
+
+    for audit in (mia.audit, mia.audit and mia.audit.__dict__.get("shadow")):
+        target = audit and audit.__dict__.get("target")  # only a target this process loaded
+        if target is not None and target.run_scoped:
+            shutil.rmtree(mia.settings.cache_root() / "generations" / target.identity[:24], ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     mia = _session(config)
     if mia is None or not (mia.records or mia.errors):
         return
-    from .report import format_header, format_shift, format_table, outcome
+    from .report import error_line, format_header, format_shift, format_table, outcome
 
     tr, document = terminalreporter, mia.document()
     tr.write_sep("=", "mia-checks privacy report")
@@ -317,7 +382,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         tr.write_line("")
         tr.write_line(format_table(document["results"]))
     for attack, error in sorted(document["errors"].items()):
-        tr.write_line(f"{attack}: could not measure: {error}", red=True)
+        tr.write_line(error_line(attack, error), red=True)
     line = outcome(document)
     tr.write_line(line, red=line.startswith("FAIL"), green=line.startswith("PASS"), bold=True)
     settings = mia.settings

@@ -22,6 +22,7 @@ class AuditSettings:
     members: str
     nonmembers: str
     target_config: str | None = None  # single-file target: pipeline folder or hub id of its configs
+    target_identity: str | None = None  # callable target: what it is (version, weights hash); keys its cache
     lora: str | None = None  # LoRA adapter applied on the target pipeline
     threshold: float | None = None
     per_attack_threshold: dict[str, float] = field(default_factory=dict)
@@ -169,7 +170,7 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
     for name, key in (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report"),
                       ("storage", "storage"), ("save", "save"), ("target-config", "target_config"), ("lora", "lora"),
                       ("captioner", "captioner"), ("compare", "compare"), ("html", "html_report"),
-                      ("markdown", "markdown_report")):
+                      ("markdown", "markdown_report"), ("target-identity", "target_identity")):
         if get(name):
             kw[key] = get(name)
     shadow = {n: get(n) for n in ("shadow-target", "shadow-members", "shadow-nonmembers")}

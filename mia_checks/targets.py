@@ -98,6 +98,8 @@ class Target:
     kind: str
     identity: str
     generate_fn: Callable[[list[str], list[int]], list[np.ndarray]] = field(repr=False)
+    identity_note: str | None = None  # how the identity was found, and what that means for the cache
+    run_scoped: bool = False  # identity valid for this run only: its generations are never reused later
 
     def generate(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
         return self.generate_fn(prompts, seeds)
@@ -339,10 +341,49 @@ def callable_images(spec: str, fn: Callable, prompts: list[str], seeds: list[int
     return [_contract_image(spec, i, image) for i, image in enumerate(out)]
 
 
-def load_callable_target(spec: str) -> Target:
+IDENTITY_ATTRIBUTES = ("mia_identity", "__version__")
+
+
+def declared_identity(fn: Callable, spec: str) -> tuple[str | None, str | None]:
+    """(identity, where it came from) from the function's own attributes: `fn.mia_identity` (a string, or a
+    function returning one, e.g. a weights hash or an endpoint with its revision) or `fn.__version__`."""
+    for name in IDENTITY_ATTRIBUTES:
+        value = getattr(fn, name, None)
+        if value is None:
+            continue
+        if callable(value):
+            try:
+                value = value()
+            except Exception as exc:
+                raise MiaUsageError(f"--mia-target: {spec}.{name}() raised {type(exc).__name__}: {exc}.") from None
+        if not isinstance(value, str) or not value.strip():
+            raise MiaUsageError(f"--mia-target: {spec}.{name} must be a non-empty string (a model version, weights "
+                                f"hash or endpoint revision), not {value!r}.")
+        return value.strip(), f"{spec}.{name}"
+    return None, None
+
+
+def load_callable_target(spec: str, declared: str | None = None, run_id: str | None = None) -> Target:
+    """A black-box callable. Its cache identity is its name plus what it declares about itself (attribute)
+    and what the user declares (--mia-target-identity); with neither, the identity is valid for this run
+    only (`run_id`), so a changed model behind the same name can never be served another model's images."""
+    import uuid
+
     fn = resolve_callable(spec)
-    identity = hashlib.sha256(f"callable:{spec}".encode()).hexdigest()
-    return Target(spec, "callable", identity, lambda prompts, seeds: callable_images(spec, fn, prompts, seeds))
+    attribute, source = declared_identity(fn, spec)
+    parts = [p for p in (attribute and f"attribute:{attribute}", declared and f"option:{declared}") if p]
+    if parts:
+        said = " and ".join(x for x in (attribute and f"{attribute!r} ({source})",
+                                         declared and f"{declared!r} (--mia-target-identity)") if x)
+        note = f"callable identity {said}: generations are reused across runs while it stays the same"
+        key = "\0".join([f"callable:{spec}", *parts])
+    else:
+        note = (f"{spec} declares no identity (set {spec.partition(':')[2]}.mia_identity or "
+                "--mia-target-identity): its generations are not reused across runs")
+        key = f"callable:{spec}\0run:{run_id or uuid.uuid4().hex}"
+    identity = hashlib.sha256(key.encode()).hexdigest()
+    return Target(spec, "callable", identity, lambda prompts, seeds: callable_images(spec, fn, prompts, seeds),
+                  identity_note=note, run_scoped=not parts)
 
 
 def is_callable_spec(spec: str) -> bool:
@@ -395,9 +436,11 @@ def check_target_spec(spec: str, allow_pickle: bool, option: str = "--mia-target
 
 
 def load_target(spec: str, settings: GenerationSettings, allow_pickle: bool = False, lora: str | None = None,
-                config: str | None = None) -> Target:
+                config: str | None = None, identity: str | None = None, run_id: str | None = None) -> Target:
+    """identity, run_id: a callable's declared identity (--mia-target-identity) and the run's id (the scope
+    of an undeclared callable's generations)."""
     check_target_spec(spec, allow_pickle, lora=lora, config=config)
     if is_callable_spec(spec):
-        return load_callable_target(spec)
+        return load_callable_target(spec, identity, run_id)
     source = PipelineSource(Path(spec), config, Path(lora) if lora else None)
     return load_diffusers_target(source, settings, allow_pickle)

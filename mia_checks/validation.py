@@ -74,11 +74,14 @@ def check_output_file(path: str, option: str) -> None:
 def check_run_environment(settings) -> None:
     """Everything about the run's surroundings that can be checked before the audit: a callable target
     imports, the device exists, the cache and every report path can be written."""
-    from .targets import is_callable_spec, resolve_callable
+    from .targets import declared_identity, is_callable_spec, resolve_callable
 
     for option, spec in (("--mia-target", settings.target), ("--mia-shadow-target", settings.shadow_target)):
         if spec and is_callable_spec(spec):
-            resolve_callable(spec, option)
+            declared_identity(resolve_callable(spec, option), spec)
+    if settings.target_identity and not is_callable_spec(settings.target):
+        raise MiaUsageError("--mia-target-identity: only a callable target needs one; a checkpoint's identity is "
+                            "the hash of its files.")
     check_device(settings.device)
     check_cache_dir(settings.cache_root(), "--mia-cache-dir" if settings.cache_dir else
                     "the cache folder ($MIA_CHECKS_CACHE or ~/.cache/mia-checks; set --mia-cache-dir)")
