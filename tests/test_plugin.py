@@ -161,8 +161,8 @@ def test_caption_less_mode_captions_every_query_and_says_so(pytester, demo_args,
 
 def test_junit_xml_carries_per_attack_properties(pytester, demo_args):
     pytester.runpytest(*demo_args("sd-null"), "--mia-attacks=II-P", "--junitxml=junit.xml")
-    xml = (pytester.path / "junit.xml").read_text()
-    assert 'name="mia.accuracy"' in xml and 'name="mia.verdict" value="pass"' in xml
+    xml = (pytester.path / "junit.xml").read_text()  # xunit2: on the test suite, one set per attack
+    assert 'name="mia.II-P.accuracy"' in xml and 'name="mia.II-P.verdict" value="pass"' in xml
 
 
 def _bad(pytester, demo_args, *override: str):
@@ -177,7 +177,7 @@ def _bad(pytester, demo_args, *override: str):
         ("--mia-members=/no/such/folder", "*--mia-members: /no/such/folder does not exist*"),
         ("--mia-attacks=I-P,V", "*--mia-attacks: unknown V; choose from I-P, I-S, II-P, II-S, III, IV*"),
         ("--mia-gate-metric=f1", "*--mia-gate-metric: unknown f1*"),
-        ("--mia-folds=1", "*--mia-folds: 1 is out of range*"),
+        ("--mia-folds=1", "*--mia-folds: 1 is below its minimum 2*"),
         ("--mia-threshold=II-Q=0.5", "*--mia-threshold: unknown attack 'II-Q'*"),
         ("--mia-known-fraction=0.9", "*--mia-known-fraction: 0.9 is out of range [[]0.01, 0.8[]]*"),
     ],
