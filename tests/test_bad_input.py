@@ -345,3 +345,36 @@ def test_sixteen_bit_and_tiny_images_through_pytest(project, pytester):
 def test_a_baseline_that_is_not_a_saved_run_is_a_usage_error(project, pytester, document, message):
     (pytester.path / "bad.json").write_text(json.dumps(document))
     assert_usage_error(project("--mia-compare=bad.json"), "--mia-compare: " + message)
+
+
+# --- through the gate on the test bed ------------------------------------------------------------------------
+
+def test_a_callable_returning_0_255_floats_errors_naming_the_contract_never_passes(pytester, demo_args):
+    pytester.makepyfile(float_model="""
+        import numpy as np
+        def generate(prompts, seeds):
+            return [np.random.default_rng(s).uniform(0, 255, (32, 32, 3)) for s in seeds]
+    """)
+    args = [a for a in demo_args("sd-null") if not a.startswith("--mia-target=")]
+    result = pytester.runpytest(*args, "--mia-target=float_model:generate", "--mia-attacks=II-P")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        "*float_model:generate declares no identity*: its generations are not reused across runs",
+        "II-P: could not measure: --mia-target float_model:generate broke the callable contract: *image 0 has "
+        "float pixels in [[]0*, 25*[]], outside [[]0, 1[]]; divide 0–255 floats by 255 or return uint8."])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_report_that_cannot_be_written_keeps_the_report_on_screen_and_fails(pytester, demo_args):
+    pytester.makeconftest("""
+        import os
+        def pytest_collection_finish(session):
+            os.mkdir("report.json")  # after the option was checked: writing it will fail
+    """)
+    result = pytester.runpytest(*demo_args("sd-null"), "--mia-attacks=II-P", "--mia-json=report.json",
+                                "--mia-markdown=summary.md")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*mia-checks privacy report*", "II-P *pass*", "PASS: 0 of 1 attacks leak*",
+                                 "Markdown summary: summary.md",
+                                 "ERROR: could not write the JSON report to report.json: IsADirectoryError*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED and (pytester.path / "summary.md").is_file()
