@@ -75,7 +75,7 @@ FLAGS = (
 OPTIONAL_VALUE = {"compare": "latest"}  # --mia-compare alone means the latest saved run
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a plugin: pluggy hashes plugins (a conftest.py in the project needs it)
 class MiaSession:
     """Per-run state, kept in config.stash: settings, the lazily created audit, and collected records."""
 

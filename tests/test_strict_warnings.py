@@ -69,9 +69,9 @@ def test_our_warnings_follow_the_users_filters_and_are_not_called_unmeasurable(p
     args += [f"--mia-nonmembers={dimmed_nonmembers}", "--mia-attacks=II-P"]
     as_error = pytester.runpytest(*args, "-W", "error::mia_checks.gate_tests.DistributionShiftWarning")
     as_error.assert_outcomes(errors=1)
-    as_error.stdout.fnmatch_lines(["II-P: error: DistributionShiftWarning: no-model baseline*",
+    as_error.stdout.fnmatch_lines(["II-P: error: *DistributionShiftWarning: no-model baseline*",
                                    "FAIL: II-P errored; 0 of 0 attacks leak beyond the threshold"])
     assert "could not measure" not in as_error.stdout.str()
     ignored = pytester.runpytest(*args, "-W", "error", "-W", "ignore::mia_checks.gate_tests.DistributionShiftWarning")
-    ignored.assert_outcomes(passed=1)
-    assert "DistributionShiftWarning" not in ignored.stdout.str()
+    ignored.assert_outcomes(failed=1)  # the run goes on to its verdict: the shifted sets make sd-null look leaky
+    assert "DistributionShiftWarning" not in ignored.stdout.str() and "could not measure" not in ignored.stdout.str()
