@@ -94,7 +94,7 @@ def _number(option: str, raw: str, kind=float, low: float | None = None, high: f
                             + (f" in [{low}, {high}]." if low is not None and high is not None else "."))
     if (low is not None and value < low) or (high is not None and value > high):
         if high is None:
-            raise MiaUsageError(f"{option}: {value} is below its minimum {low}.")
+            raise MiaUsageError(f"{option}: {value} is out of range: below its minimum {low}.")
         raise MiaUsageError(f"{option}: {value} is out of range [{low}, {high}].")
     return value
 

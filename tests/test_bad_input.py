@@ -35,11 +35,11 @@ def settings_with(**options: str):
     ("alpha", "0", "out of range"),
     ("guidance", "nan", "--mia-guidance: 'nan' is not a finite number"),
     ("guidance", "-inf", "not a finite number"),
-    ("guidance", "-1", "--mia-guidance: -1.0 is below its minimum 0"),
+    ("guidance", "-1", "--mia-guidance: -1.0 is out of range: below its minimum 0"),
     ("known-fraction", "nan", "--mia-known-fraction: 'nan' is not a finite number"),
-    ("max-samples", "5", "--mia-max-samples .*sets under 20 images are refused.*5 is below its minimum 20"),
+    ("max-samples", "5", "--mia-max-samples .*sets under 20 images are refused.*5 is out of range: below its minimum 20"),
     ("max-samples", "nan", "not a valid int"),
-    ("steps", "0", "--mia-steps: 0 is below its minimum 1"),
+    ("steps", "0", "--mia-steps: 0 is out of range: below its minimum 1"),
     ("folds", "1e9", "--mia-folds: '1e9' is not a valid int"),
 ])
 def test_numeric_options_are_finite_and_in_range(name, value, message):
@@ -276,7 +276,7 @@ def assert_usage_error(result: pytest.RunResult, message: str) -> None:
 @pytest.mark.parametrize("option, message", [
     ("--mia-threshold=nan", "--mia-threshold (gate metric accuracy): 'nan' is not a finite number*"),
     ("--mia-alpha=nan", "--mia-alpha: 'nan' is not a finite number*"),
-    ("--mia-max-samples=5", "--mia-max-samples (sets under 20 images are refused*): 5 is below its minimum 20."),
+    ("--mia-max-samples=5", "--mia-max-samples (sets under 20 images are refused*): 5 is out of range: below its minimum 20."),
     ("--mia-threshold=-1", "--mia-threshold (gate metric accuracy): -1.0 is out of range [[]0.0, 1.0[]]."),
     ("--mia-guidance=nan", "--mia-guidance: 'nan' is not a finite number*"),
     ("--mia-folds=100", "--mia-folds: 100 folds need at least 100 members and 100 non-members, but * give 20 each*"),

@@ -177,7 +177,7 @@ def _bad(pytester, demo_args, *override: str):
         ("--mia-members=/no/such/folder", "*--mia-members: /no/such/folder does not exist*"),
         ("--mia-attacks=I-P,V", "*--mia-attacks: unknown V; choose from I-P, I-S, II-P, II-S, III, IV*"),
         ("--mia-gate-metric=f1", "*--mia-gate-metric: unknown f1*"),
-        ("--mia-folds=1", "*--mia-folds: 1 is below its minimum 2*"),
+        ("--mia-folds=1", "*--mia-folds: 1 is out of range*"),
         ("--mia-threshold=II-Q=0.5", "*--mia-threshold: unknown attack 'II-Q'*"),
         ("--mia-known-fraction=0.9", "*--mia-known-fraction: 0.9 is out of range [[]0.01, 0.8[]]*"),
     ],
