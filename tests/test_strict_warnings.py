@@ -17,9 +17,10 @@ def _testcases(path) -> dict[str, ET.Element]:
     return {case.get("name"): case for case in root.iter("testcase")}
 
 
-def test_leak_fails_under_w_error_with_xunit2_junit_and_no_pytest_warning(pytester, demo_args):
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_leak_fails_under_w_error_with_xunit2_junit_and_no_pytest_warning(pytester, demo_args, xdist):
     result = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=II-P", "-W", "error",
-                                "--junitxml=junit.xml")
+                                "--junitxml=junit.xml", *xdist)
     result.assert_outcomes(failed=1)  # a failure, not an error of the fixture
     output = result.stdout.str()
     assert "PytestWarning" not in output and "could not measure" not in output and "errored" not in output
