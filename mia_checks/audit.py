@@ -61,8 +61,9 @@ def load_reference_sets(settings: AuditSettings, shadow: bool = False) -> tuple[
 
 class Audit:
     def __init__(self, settings: AuditSettings, members: ReferenceSet | None = None,
-                 nonmembers: ReferenceSet | None = None, progress: bool = True):
+                 nonmembers: ReferenceSet | None = None, progress: bool = True, run_id: str | None = None):
         self.settings = settings
+        self.run_id = run_id  # scope of an undeclared callable target's generations
         check_target_spec(settings.target, settings.allow_pickle, lora=settings.lora, config=settings.target_config)
         if members is None or nonmembers is None:
             members, nonmembers = load_reference_sets(settings)
@@ -73,7 +74,8 @@ class Audit:
     @cached_property
     def target(self) -> Target:
         s = self.settings
-        return load_target(s.target, self.generation_settings, s.allow_pickle, lora=s.lora, config=s.target_config)
+        return load_target(s.target, self.generation_settings, s.allow_pickle, lora=s.lora, config=s.target_config,
+                           identity=s.target_identity, run_id=self.run_id)
 
     @cached_property
     def generation_settings(self) -> GenerationSettings:
@@ -199,7 +201,7 @@ class Audit:
         s = self.settings
         shadow_settings = replace(s, target=s.shadow_target, members=s.shadow_members, nonmembers=s.shadow_nonmembers,
                                   lora=None, shadow_target=None, shadow_members=None, shadow_nonmembers=None)
-        return Audit(shadow_settings, *load_reference_sets(s, shadow=True), progress=self.progress)
+        return Audit(shadow_settings, *load_reference_sets(s, shadow=True), progress=self.progress, run_id=self.run_id)
 
     def result(self, attack_id: str) -> AttackResult:
         """An attack's result under the run's protocol; "baseline" is the no-model attack of the
@@ -265,6 +267,7 @@ class Audit:
             "target_kind": target.kind,
             "sampling": target.sampling,
             "checkpoint_sha256": None if target.kind == "callable" else target.identity,
+            "target_identity": target.identity_note,
             "lora": self.settings.lora,
             "captions": ({"source": "given"} if self.settings.captioner is None else
                          {"source": "generated", "captioner": self.settings.captioner, "captions": self.captions}),

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
+import os
+import stat
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,7 @@ FILE_KEYS = ("file_name", "image", "path")
 TEXT_KEYS = ("text", "caption", "prompt")
 MIN_IMAGES = 20  # per set: below this, a 5-fold attack has too few images to say anything
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+MIN_SIDE = 8  # pixels: smaller images carry nothing an attack could compare
 
 
 @dataclass(frozen=True)
@@ -107,19 +112,77 @@ def _pick(row: dict, keys: tuple[str, ...]) -> str | None:
     return None
 
 
-def load_image(path: Path, option: str) -> tuple[np.ndarray, str]:
-    """RGB uint8 array and sha256 of the file's bytes; a clear error if it is missing or not an image."""
-    from PIL import Image, UnidentifiedImageError
-
+def _open_regular(path: Path, option: str) -> bytes:
+    """The bytes of a regular file; a FIFO, device or folder is refused before it is opened (no hang)."""
     try:
-        raw = path.read_bytes()
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("RGB"))
+        mode = path.stat().st_mode
     except FileNotFoundError:
         raise MiaUsageError(f"{option}: image {path} listed in the manifest does not exist.") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except OSError as exc:
+        raise MiaUsageError(f"{option}: cannot read image {path} ({exc}). Fix or remove it.") from None
+    if not stat.S_ISREG(mode):
+        raise MiaUsageError(f"{option}: {path} is not a regular file (a folder, pipe or device); list image files only.")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise MiaUsageError(f"{option}: cannot read image {path} ({exc}). Fix or remove it.") from None
+
+
+def to_rgb8(image, path: Path, option: str) -> np.ndarray:
+    """RGB uint8 pixels of a PIL image, by mode: 16-bit grayscale is scaled to 8 bits (never clipped);
+    modes whose range cannot be known (32-bit integer or float) are refused."""
+    if image.mode.startswith("I;16"):
+        wide = np.asarray(image).astype(np.float64)
+        gray = np.round(wide * (255 / 65535)).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if image.mode in ("I", "F"):
+        raise MiaUsageError(f"{option}: image {path} has 32-bit {'float' if image.mode == 'F' else 'integer'} pixels "
+                            f"(mode {image.mode}) whose range cannot be known; save it as an 8- or 16-bit PNG or JPEG.")
+    try:
+        return np.asarray(image.convert("RGB"))
+    except (ValueError, OSError) as exc:
+        raise MiaUsageError(f"{option}: cannot convert image {path} (mode {image.mode}) to RGB ({exc}); save it as "
+                            "an 8-bit RGB or grayscale PNG or JPEG.") from None
+
+
+def load_image(path: Path, option: str) -> tuple[np.ndarray, str]:
+    """RGB uint8 array and sha256 of the file's bytes; a clear error if it is missing, not a regular file,
+    not an image, of an unknown bit depth, tiny, or larger than PIL's decompression-bomb limit."""
+    from PIL import Image, UnidentifiedImageError
+
+    raw = _open_regular(path, option)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as image:
+                width, height = image.size
+                if min(width, height) < MIN_SIDE:
+                    raise MiaUsageError(f"{option}: image {path} is {width}x{height} pixels; images must be at least "
+                                        f"{MIN_SIDE}x{MIN_SIDE} to compare with what the model generates.")
+                array = to_rgb8(image, path, option)
+    except MiaUsageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise MiaUsageError(f"{option}: image {path} is too large to load safely ({exc}); resize it to the "
+                            "model's resolution.") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise MiaUsageError(f"{option}: cannot read image {path} ({exc}). Fix or remove it.") from None
     return array, hashlib.sha256(raw).hexdigest()
+
+
+def pixel_hash(image: np.ndarray) -> str:
+    """sha256 of decoded pixels (and shape): the same for any lossless re-encoding of one image."""
+    return hashlib.sha256(f"{image.shape}".encode() + np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+def _inside(folder: Path, file_name: str, option: str, manifest: Path, number: int) -> Path:
+    """A manifest's path, kept inside the set folder (checked on the path as written: symlinks inside the
+    folder are followed, as in Hugging Face's cache layout)."""
+    relative = os.path.normpath(file_name)
+    if os.path.isabs(relative) or relative == ".." or relative.startswith(".." + os.sep):
+        raise MiaUsageError(f"{option}: {manifest} entry {number} ({file_name}) points outside the set folder "
+                            f"{folder}; file names are relative to the manifest's folder and stay inside it.")
+    return folder / relative
 
 
 def load_reference_set(path: str | Path, name: str, option: str, min_images: int = MIN_IMAGES,
@@ -131,7 +194,7 @@ def load_reference_set(path: str | Path, name: str, option: str, min_images: int
         rows = [{"file_name": p.name} for p in sorted(Path(path).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
     else:
         rows = _read_rows(manifest, option)
-    files, captions = [], []
+    files, captions, seen = [], [], {}
     for number, row in enumerate(rows, 1):
         file_name, caption = _pick(row, FILE_KEYS), _pick(row, TEXT_KEYS)
         if file_name is None:
@@ -141,23 +204,36 @@ def load_reference_set(path: str | Path, name: str, option: str, min_images: int
                 f"{option}: {manifest} entry {number} ({file_name}) has no caption; every image needs a 'text', "
                 "or run caption-less with --mia-captioner=Salesforce/blip-image-captioning-base."
             )
-        files.append(manifest.parent / file_name)
+        file = _inside(manifest.parent, file_name, option, manifest, number)
+        if file in seen:
+            raise MiaUsageError(f"{option}: {manifest} entries {seen[file]} and {number} both list {file_name}; "
+                                "each image may appear once: remove the duplicate row.")
+        seen[file] = number
+        files.append(file)
         captions.append(caption or "")
     if len(files) < min_images:
         raise MiaUsageError(
             f"{option}: {manifest} lists {len(files)} images; at least {min_images} are needed to measure leakage."
         )
     loaded = [load_image(f, option) for f in files]
+    first: dict[str, Path] = {}
+    for file, (image, _) in zip(files, loaded):
+        other = first.setdefault(pixel_hash(image), file)
+        if other != file:
+            raise MiaUsageError(f"{option}: {other} and {file} hold the same pixels; each image may appear once: "
+                                "remove one of them.")
     return ReferenceSet(
         name, Path(path), tuple(files), tuple(captions), tuple(a for a, _ in loaded), tuple(h for _, h in loaded)
     )
 
 
 def check_disjoint(members: ReferenceSet, nonmembers: ReferenceSet) -> None:
-    """Members and non-members must not share an image (by content): the verdict would be meaningless."""
-    shared = set(members.hashes) & set(nonmembers.hashes)
+    """Members and non-members must not share an image (by decoded pixels, so that a re-encoding of a member
+    is caught too): the verdict would be meaningless."""
+    member_pixels = [pixel_hash(im) for im in members.images]
+    shared = set(member_pixels) & {pixel_hash(im) for im in nonmembers.images}
     if shared:
-        examples = [str(f) for f, h in zip(members.files, members.hashes) if h in shared][:3]
+        examples = [str(f) for f, h in zip(members.files, member_pixels) if h in shared][:3]
         raise MiaUsageError(
             f"--mia-members and --mia-nonmembers share {len(shared)} image(s), e.g. {', '.join(examples)}. "
             "Non-members must be images the model never saw: remove them from one set."
@@ -167,6 +243,9 @@ def check_disjoint(members: ReferenceSet, nonmembers: ReferenceSet) -> None:
 def balance(members: ReferenceSet, nonmembers: ReferenceSet, seed: int, cap: int | None = None):
     """Equal-sized sets (at most `cap` each), by seeded sampling without replacement; order is kept."""
     size = min(len(members), len(nonmembers), cap or len(members))
+    if cap is not None and cap < MIN_IMAGES:  # the minimum applies after the cap
+        raise MiaUsageError(f"--mia-max-samples: {cap} is below {MIN_IMAGES}; sets under {MIN_IMAGES} images are "
+                            "refused (too few to measure leakage). Raise it or leave it unset.")
     rng = np.random.default_rng(seed)
 
     def sample(s: ReferenceSet) -> ReferenceSet:

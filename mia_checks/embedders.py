@@ -159,8 +159,21 @@ def resolve_embedder_spec(spec: str, allow_pickle: bool = False) -> tuple[str, s
     return name, tag or None
 
 
+def _looks_local(source: str) -> bool:
+    """A path on disk rather than a model name or hub id."""
+    return source.startswith(("/", "./", "../", "~", "local-dir:")) or source in (".", "..")
+
+
 def check_embedder_spec(spec: str, allow_pickle: bool = False) -> None:
-    """Cheap checks, before anything loads."""
+    """Cheap checks, before anything loads: a local folder that does not exist is named here, not by the
+    loader later."""
+    source = spec[len("transformers:"):] if spec.startswith("transformers:") else spec
+    path = Path(source[len("local-dir:"):] if source.startswith("local-dir:") else source).expanduser()
+    local = _looks_local(source) or (not spec.startswith(("transformers:", "hf-hub:")) and "/" in source)
+    if local and not path.exists():
+        raise MiaUsageError(f"--mia-embedder: {path} does not exist. Give a local embedder folder (open_clip_config.json "
+                            "or a transformers config.json), an open_clip MODEL:TAG such as ViT-B-32:openai, "
+                            "hf-hub:org/repo or transformers:org/model.")
     if transformers_source(spec, allow_pickle) is None:
         resolve_embedder_spec(spec, allow_pickle)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -41,45 +42,67 @@ class GenerationCache:
 
     def generate(self, captions: list[str], seed: int, generations: int, batch_size: int,
                  progress: bool = True) -> np.ndarray:
-        """`generations` images per caption, shape (n_captions, generations, H, W, 3) uint8."""
+        """`generations` images per caption, shape (n_captions, generations, H, W, 3) uint8.
+
+        Crash-safe: each image is written to a temporary file, flushed to disk and renamed into place, so a
+        run killed mid-write leaves no partial entry; an entry that does not decode is generated again."""
         from filelock import FileLock
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        keys = self._keys(captions, seed, generations)
+        with FileLock(str(self.folder / ".lock")):
+            (self.folder / "settings.json").write_text(json.dumps(self.settings, sort_keys=True, indent=2))
+            wanted = list(dict.fromkeys(key for row in keys for key in row))  # unique, in order
+            self._generate([key for key in wanted if not self.path(*key).is_file()], batch_size, progress)
+            images = {key: _read_or_none(self.path(*key)) for key in wanted}
+            broken = [key for key, image in images.items() if image is None]
+            if broken:  # damaged outside mia-checks (a partial copy of the cache, a full disk): regenerate
+                self._generate(broken, batch_size, progress)
+                images.update({key: _read(self.path(*key)) for key in broken})
+        return np.stack([[images[key] for key in row] for row in keys])
+
+    def _generate(self, todo: list[tuple[str, int]], batch_size: int, progress: bool) -> None:
         from PIL import Image
         from tqdm.auto import tqdm
 
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "settings.json").write_text(json.dumps(self.settings, sort_keys=True, indent=2))
-        keys = self._keys(captions, seed, generations)
-        with FileLock(str(self.folder / ".lock")):
-            wanted = dict.fromkeys(key for row in keys for key in row)  # unique, in order
-            todo = [key for key in wanted if not self.path(*key).is_file()]
-            # Straight to the terminal: pytest captures sys.stderr while fixtures run.
-            bar = tqdm(total=len(todo), desc="mia-checks: generating", unit="img", file=sys.__stderr__,
-                       disable=not progress or not todo)
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start : start + batch_size]
-                images = self.target.generate([c for c, _ in batch], [s for _, s in batch])
-                _check_batch(images, len(batch))
-                for (caption, seed), image in zip(batch, images):
-                    path = self.path(caption, seed)
-                    path.parent.mkdir(exist_ok=True)
-                    tmp = path.with_suffix(".tmp.png")
-                    Image.fromarray(image).save(tmp)
-                    tmp.replace(path)
-                bar.update(len(batch))
-            bar.close()
-        return np.stack([[_read(self.path(*key)) for key in row] for row in keys])
+        # Straight to the terminal: pytest captures sys.stderr while fixtures run.
+        bar = tqdm(total=len(todo), desc="mia-checks: generating", unit="img", file=sys.__stderr__,
+                   disable=not progress or not todo)
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start : start + batch_size]
+            images = self.target.generate([c for c, _ in batch], [s for _, s in batch])
+            _check_batch(images, len(batch))
+            for (caption, seed), image in zip(batch, images):
+                path = self.path(caption, seed)
+                path.parent.mkdir(exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                with open(tmp, "wb") as f:
+                    Image.fromarray(image).save(f, format="PNG")
+                    f.flush()
+                    os.fsync(f.fileno())
+                tmp.replace(path)  # atomic: readers see the whole image or none
+            bar.update(len(batch))
+        bar.close()
 
     def cached(self, captions: list[str], seed: int, generations: int) -> np.ndarray | None:
         """The same array as `generate`, from the cache alone (the target is never called); None when any
         image is missing."""
         keys = self._keys(captions, seed, generations)
-        if not all(self.path(*key).is_file() for row in keys for key in row):
+        images = [[_read_or_none(self.path(*key)) for key in row] for row in keys]
+        if any(image is None for row in images for image in row):
             return None
-        return np.stack([[_read(self.path(*key)) for key in row] for row in keys])
+        return np.stack(images)
 
     @staticmethod
     def _keys(captions: list[str], seed: int, generations: int) -> list[list[tuple[str, int]]]:
         return [[(c, query_seed(seed, k, c)) for k in range(generations)] for c in captions]
+
+
+def _read_or_none(path: Path) -> np.ndarray | None:
+    try:
+        return _read(path)
+    except (OSError, SyntaxError, ValueError):
+        return None
 
 
 def _read(path: Path) -> np.ndarray:

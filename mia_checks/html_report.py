@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import format_header, format_shift, outcome, table
+from .report import error_line, format_header, format_shift, outcome, table
 
 TEMPLATE = Path(__file__).with_name("templates") / "report.html"
 MEMBER, NONMEMBER = "#c0392b", "#2471a3"
@@ -126,7 +126,7 @@ def render_html(document: dict, pairs: list[ImagePair] | None = None, pairs_atta
         shift=format_shift(records),
         headers=headers,
         rows=rows,
-        errors=sorted(document["errors"].items()),
+        errors=[error_line(a, e) for a, e in sorted(document["errors"].items())],
         attacks=[{"id": r["attack"], "intuition": r["intuition"], "protocol": r["protocol"],
                   "roc": roc_svg(r), "histogram": histogram_svg(r)} for r in records],
         pairs=[{"caption": p.caption, "score": f"{p.score:.3f}", "query": png_data_uri(p.query),

@@ -20,6 +20,9 @@ OPTIONS: tuple[tuple[str, str], ...] = (
                "package.module:function (black box)"),
     ("target-config", "single-file target: the diffusers pipeline folder (or hub id) whose configs describe it "
                       "(default: diffusers infers them from the checkpoint and fetches them from the hub)"),
+    ("target-identity", "callable target: what it is (model version, weights hash, endpoint and revision); its "
+                        "generations are cached under it and reused across runs. Without it (or the function's "
+                        "mia_identity attribute) a callable's generations are not reused across runs"),
     ("lora", "LoRA adapter to apply on the target pipeline: the folder save_lora_weights wrote, or its .safetensors"),
     ("members", "member reference set: image folder with metadata.jsonl, or a .jsonl/.csv manifest"),
     ("nonmembers", "non-member reference set (held out, same distribution), same formats"),
@@ -84,7 +87,7 @@ FLAGS = (
 OPTIONAL_VALUE = {"compare": "latest"}  # --mia-compare alone means the latest saved run
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a plugin: pluggy hashes plugins (a conftest.py in the project needs it)
 class MiaSession:
     """Per-run state, kept in config.stash: settings, the lazily created audit, and collected records."""
 
@@ -98,23 +101,44 @@ class MiaSession:
     records: dict[str, dict] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     saved: Any = None  # the SavedRun this run was saved as
+    write_errors: dict[str, str] = field(default_factory=dict)  # report label → why it could not be written
+    config: Any = None
+    run_id: str = ""  # this run's id, shared with pytest-xdist workers: the scope of run-only generations
     _header: dict | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Collect per-attack records (reports from pytest-xdist workers arrive on the controller too)."""
-        props = dict(report.user_properties)
-        if "mia_record" in props and report.when == "call":
-            record = json.loads(props["mia_record"])
+        """Collect per-attack records (reports from pytest-xdist workers arrive on the controller too), and
+        errors: a gate test that failed without a record (in its fixture, or by a warning turned error)."""
+        if not report.nodeid.startswith("mia-checks::test_attack["):
+            return
+        attack = report.nodeid.rsplit("[", 1)[1].rstrip("]")
+        raw = getattr(report, "mia_record", None)
+        if raw is not None and report.when == "call":
+            record = json.loads(raw)
             self.records[record["attack"]] = record
-        elif report.failed and report.when == "setup" and "test_attack[" in report.nodeid:
-            attack = report.nodeid.rsplit("[", 1)[1].rstrip("]")
-            self.errors[attack] = report.longreprtext.strip().splitlines()[-1]
+            self._junit_suite_properties(record)
+        elif report.failed and report.when in ("setup", "call") and attack not in self.records:
+            self.errors[attack] = _error_message(report)
+
+    def _junit_suite_properties(self, record: dict) -> None:
+        """xunit2 (pytest's default) has no test-case properties: the per-attack ones go on the test suite."""
+        try:
+            from _pytest.junitxml import xml_key
+        except ImportError:  # pragma: no cover — a pytest without it writes no suite properties
+            return
+        xml = self.config.stash.get(xml_key, None) if self.config is not None else None
+        if xml is not None and xml.family not in ("xunit1", "legacy"):
+            from .gate_tests import junit_properties
+
+            for name, value in junit_properties(record):
+                xml.add_global_property(name.replace("mia.", f"mia.{record['attack']}.", 1), value)
 
     def get_audit(self):
         if self.audit is None:
             from .audit import Audit
 
-            self.audit = Audit(self.settings, self.members, self.nonmembers, progress=self.progress)
+            self.audit = Audit(self.settings, self.members, self.nonmembers, progress=self.progress,
+                               run_id=self.run_id)
         return self.audit
 
     def baseline_record(self, attack: str) -> dict | None:
@@ -139,7 +163,26 @@ class MiaSession:
         return {**self._header, "results": records, "errors": dict(self.errors)}
 
 
+def _error_message(report: pytest.TestReport) -> str:
+    """The exception's own message (a traceback's last line is only where it was raised)."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is None or not crash.message:
+        return report.longreprtext.strip().splitlines()[-1]
+    message = crash.message.strip().removeprefix("Failed: ")  # pytest.fail's own prefix
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
 SESSION_KEY = pytest.StashKey[MiaSession]()
+RECORD_KEY = pytest.StashKey[str]()  # a gate test's record (JSON), set by the test, copied onto its report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Put the gate test's record on its call report: pytest-xdist carries report attributes to the controller."""
+    report = yield
+    if call.when == "call" and RECORD_KEY in item.stash:
+        report.mia_record = item.stash[RECORD_KEY]
+    return report
 
 
 def _dest(name: str) -> str:
@@ -176,6 +219,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from .settings import build_settings
     from .embedders import check_embedder_spec
     from .targets import check_target_spec, check_whitebox_choice
+    from .validation import check_folds, check_run_environment
 
     try:
         settings = build_settings(raw)
@@ -186,11 +230,14 @@ def pytest_configure(config: pytest.Config) -> None:
             check_captioner_spec(settings.captioner, settings.allow_pickle)
         check_target_spec(settings.target, settings.allow_pickle, lora=settings.lora, config=settings.target_config)
         check_whitebox_choice(settings)
+        check_run_environment(settings)
         members, nonmembers = load_reference_sets(settings)
+        check_folds(settings.folds, len(members))
         if settings.shadow_target:
             check_target_spec(settings.shadow_target, settings.allow_pickle, "--mia-shadow-target",
                               config=settings.target_config)
-            load_reference_sets(settings, shadow=True)
+            check_folds(settings.folds, len(load_reference_sets(settings, shadow=True)[0]),
+                        "--mia-shadow-members/--mia-shadow-nonmembers")
         baseline = None
         if settings.compare:
             from .baselines import ResultsStore
@@ -199,7 +246,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except MiaUsageError as exc:
         raise pytest.UsageError(str(exc)) from None
     progress = config.getoption("capture") == "no" or config.getoption("verbose") > 0
-    config.stash[SESSION_KEY] = session = MiaSession(settings, members, nonmembers, progress, baseline=baseline)
+    import uuid
+
+    run_id = getattr(config, "workerinput", {}).get("mia_run_id") or uuid.uuid4().hex
+    config.stash[SESSION_KEY] = session = MiaSession(settings, members, nonmembers, progress, baseline=baseline,
+                                                     config=config, run_id=run_id)
     if baseline is not None:
         try:
             session.baseline_document = baseline.load()
@@ -207,6 +258,14 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(session, "mia-checks-session")
     config.addinivalue_line("markers", "mia: a membership-inference gate test of mia-checks")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """pytest-xdist: workers share the controller's run id (one scope for run-only generations)."""
+    mia = _session(node.config)
+    if mia is not None:
+        node.workerinput["mia_run_id"] = mia.run_id
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -275,29 +334,56 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     from .report import format_markdown, write_json
 
     settings, document = mia.settings, mia.document()
-    if settings.json_report:
-        write_json(settings.json_report, document)
-    if settings.save or settings.autosave:
+
+    def save_run() -> None:
         from .baselines import ResultsStore, autosave_name
 
         mia.saved = ResultsStore(settings.storage).save(document, settings.save or autosave_name())
-    if settings.markdown_report:
+
+    def write_markdown() -> None:
         path = Path(settings.markdown_report)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(format_markdown(document), encoding="utf-8")
-    if settings.html_report:
+
+    def write_html_report() -> None:
         from .html_report import strongest, write_html
 
         top = strongest(document["results"])
         pairs = None if top is None else mia.get_audit().image_pairs(top)
         write_html(settings.html_report, document, pairs, top and top["attack"])
 
+    # A report that cannot be written is named on screen (the terminal report still prints) and fails the run.
+    for label, path, write in (("JSON report", settings.json_report, lambda: write_json(settings.json_report, document)),
+                               ("saved run", settings.save or settings.autosave, save_run),
+                               ("Markdown summary", settings.markdown_report, write_markdown),
+                               ("HTML report", settings.html_report, write_html_report)):
+        if not path:
+            continue
+        try:
+            write()
+        except Exception as exc:  # noqa: BLE001 — whatever failed, the run's verdict must still be shown
+            where = settings.storage if label == "saved run" else path
+            mia.write_errors[label] = f"could not write the {label} to {where}: {type(exc).__name__}: {exc}"
+    if mia.write_errors and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    _drop_run_only_generations(mia)
+
+
+def _drop_run_only_generations(mia: MiaSession) -> None:
+    """An undeclared callable's generations served this run only (and its report): remove them."""
+    import shutil
+
+    for audit in (mia.audit, mia.audit and mia.audit.__dict__.get("shadow")):
+        target = audit and audit.__dict__.get("target")  # only a target this process loaded
+        if target is not None and target.run_scoped:
+            shutil.rmtree(mia.settings.cache_root() / "generations" / target.identity[:24], ignore_errors=True)
+
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     mia = _session(config)
     if mia is None or not (mia.records or mia.errors):
         return
-    from .report import format_header, format_shift, format_table, outcome
+    from .report import error_line, format_header, format_shift, format_table, outcome
 
     tr, document = terminalreporter, mia.document()
     tr.write_sep("=", "mia-checks privacy report")
@@ -309,11 +395,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         tr.write_line("")
         tr.write_line(format_table(document["results"]))
     for attack, error in sorted(document["errors"].items()):
-        tr.write_line(f"{attack}: could not measure: {error}", red=True)
+        tr.write_line(error_line(attack, error), red=True)
     line = outcome(document)
     tr.write_line(line, red=line.startswith("FAIL"), green=line.startswith("PASS"), bold=True)
     settings = mia.settings
     for label, path in (("JSON report", settings.json_report), ("saved run", mia.saved and mia.saved.path),
                         ("HTML report", settings.html_report), ("Markdown summary", settings.markdown_report)):
-        if path:
+        if path and label not in mia.write_errors:
             tr.write_line(f"{label}: {path}")
+    for error in mia.write_errors.values():
+        tr.write_line(f"ERROR: {error}", red=True, bold=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .attacks import ATTACK_IDS, ATTACKS, COMBINE_OPERATIONS, GROUPS, WHITE_BOX, WhiteBoxOptions
 from .attacks.whitebox import CLID_REDUCTIONS
 from .baselines import COMPARE_RULES, DEFAULT_STORAGE, Tolerance, parse_tolerances
+from .data import MIN_IMAGES
 from .embedders import DEFAULT_EMBEDDER
 from .errors import MiaUsageError
 from .gate import GATE_METRICS, RULES, GateRule
@@ -21,6 +23,7 @@ class AuditSettings:
     members: str
     nonmembers: str
     target_config: str | None = None  # single-file target: pipeline folder or hub id of its configs
+    target_identity: str | None = None  # callable target: what it is (version, weights hash); keys its cache
     lora: str | None = None  # LoRA adapter applied on the target pipeline
     threshold: float | None = None
     per_attack_threshold: dict[str, float] = field(default_factory=dict)
@@ -99,11 +102,20 @@ class AuditSettings:
 def _number(option: str, raw: str, kind=float, low: float | None = None, high: float | None = None):
     try:
         value = kind(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise MiaUsageError(f"{option}: {raw!r} is not a valid {kind.__name__}.") from None
+    if not math.isfinite(value):  # nan compares false with every bound: it would slip through the range check
+        raise MiaUsageError(f"{option}: {raw!r} is not a finite number; give a number"
+                            + (f" in [{low}, {high}]." if low is not None and high is not None else "."))
     if (low is not None and value < low) or (high is not None and value > high):
+        if high is None:
+            raise MiaUsageError(f"{option}: {value} is out of range: below its minimum {low}.")
         raise MiaUsageError(f"{option}: {value} is out of range [{low}, {high}].")
     return value
+
+
+# The range a threshold of each gate metric can take: a threshold outside it makes the gate vacuous.
+THRESHOLD_RANGES = {"accuracy": (0.0, 1.0), "auc": (0.0, 1.0), "tpr@1%fpr": (0.0, 1.0), "advantage": (-1.0, 1.0)}
 
 
 def _choices(option: str, raw: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -153,17 +165,22 @@ def parse_whitebox(get) -> WhiteBoxOptions:
     return options
 
 
-def parse_threshold(raw: str) -> tuple[float | None, dict[str, float]]:
-    """'0.6' or '0.6,II-P=0.7' or 'II-P=0.7': a default and per-attack thresholds."""
+def parse_threshold(raw: str, metric: str = "accuracy") -> tuple[float | None, dict[str, float]]:
+    """'0.6' or '0.6,II-P=0.7' or 'II-P=0.7': a default and per-attack thresholds, each finite and within
+    the range of the gate metric."""
+    low, high = THRESHOLD_RANGES.get(metric, (-1.0, 1.0))
+    option = f"--mia-threshold (gate metric {metric})"
     default, per_attack = None, {}
     for part in filter(None, (p.strip() for p in raw.split(","))):
         name, sep, value = part.rpartition("=")
         if sep:
             if name not in ATTACK_IDS:
                 raise MiaUsageError(f"--mia-threshold: unknown attack {name!r}; choose from {', '.join(ATTACK_IDS)}.")
-            per_attack[name] = _number("--mia-threshold", value, float, -1, 1)
+            per_attack[name] = _number(option, value, float, low, high)
         else:
-            default = _number("--mia-threshold", value, float, -1, 1)
+            default = _number(option, value, float, low, high)
+    if default is None and not per_attack:
+        raise MiaUsageError("--mia-threshold: empty; give a number such as 0.6, or per attack 0.55,II-P=0.6.")
     return default, per_attack
 
 
@@ -196,10 +213,11 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
     if missing:
         raise MiaUsageError(f"--mia-target needs {' and '.join(missing)}: image folders with metadata.jsonl.")
     kw: dict = {"target": get("target"), "members": get("members"), "nonmembers": get("nonmembers")}
-    if get("threshold"):
-        kw["threshold"], kw["per_attack_threshold"] = parse_threshold(get("threshold"))
     if get("gate-metric"):
         kw["gate_metric"] = _choices("--mia-gate-metric", get("gate-metric").lower(), GATE_METRICS)[0]
+    if get("threshold"):
+        kw["threshold"], kw["per_attack_threshold"] = parse_threshold(
+            get("threshold"), kw.get("gate_metric", AuditSettings.gate_metric))
     if get("gate-rule"):
         kw["gate_rule"] = _choices("--mia-gate-rule", get("gate-rule").lower(), RULES)[0]
     if get("alpha"):
@@ -212,9 +230,11 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
     if get("combine"):
         kw["combine"] = _choices("--mia-combine", get("combine"), COMBINE_OPERATIONS)
     for name, kind, low in (("seed", int, 0), ("steps", int, 1), ("generations", int, 1), ("batch-size", int, 1),
-                            ("folds", int, 2), ("max-samples", int, 1)):
+                            ("folds", int, 2), ("max-samples", int, MIN_IMAGES)):
         if get(name):
-            kw[name.replace("-", "_")] = _number(f"--mia-{name}", get(name), kind, low)
+            option = f"--mia-{name}" + (f" (sets under {MIN_IMAGES} images are refused: too few to measure leakage)"
+                                        if name == "max-samples" else "")
+            kw[name.replace("-", "_")] = _number(option, get(name), kind, low)
     if get("known-fraction"):
         folds = kw.get("folds", AuditSettings.folds)
         kw["known_fraction"] = _number("--mia-known-fraction", get("known-fraction"), float, 0.01,
@@ -225,7 +245,7 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
     for name, key in (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report"),
                       ("storage", "storage"), ("save", "save"), ("target-config", "target_config"), ("lora", "lora"),
                       ("captioner", "captioner"), ("compare", "compare"), ("html", "html_report"),
-                      ("markdown", "markdown_report")):
+                      ("markdown", "markdown_report"), ("target-identity", "target_identity")):
         if get(name):
             kw[key] = get(name)
     shadow = {n: get(n) for n in ("shadow-target", "shadow-members", "shadow-nonmembers")}

@@ -75,6 +75,14 @@ def check_pipeline_folder(folder: Path, allow_pickle: bool, option: str = "--mia
             f"{option}: {folder} is not a diffusers pipeline folder (no model_index.json). "
             "Save your pipeline with pipeline.save_pretrained(folder, safe_serialization=True)."
         )
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MiaUsageError(f"{option}: {folder / 'model_index.json'} is not valid JSON ({exc}); re-save the pipeline "
+                            "with pipeline.save_pretrained(folder, safe_serialization=True).") from None
+    if not isinstance(index, dict) or not isinstance(index.get("_class_name"), str):
+        raise MiaUsageError(f"{option}: {folder / 'model_index.json'} names no pipeline class (\"_class_name\"); "
+                            "re-save the pipeline with pipeline.save_pretrained(folder, safe_serialization=True).")
     pickles = [p for p in folder.rglob("*") if p.suffix in PICKLE_SUFFIXES]
     safe = list(folder.rglob("*.safetensors"))
     for component in {p.parent for p in pickles}:
@@ -96,6 +104,8 @@ class Target:
     pipeline_fn: Callable[[], Any] | None = field(default=None, repr=False)
     whitebox_unsupported: str | None = None
     sampling: dict | None = None  # seq2seq targets: the sampling settings in effect (echoed in the report)
+    identity_note: str | None = None  # how the identity was found, and what that means for the cache
+    run_scoped: bool = False  # identity valid for this run only: its generations are never reused later
 
     def generate(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
         return self.generate_fn(prompts, seeds)
@@ -286,17 +296,135 @@ def load_diffusers_target(source: PipelineSource, settings: GenerationSettings, 
                   None if unsupported else (lambda: runner.pipeline), unsupported)
 
 
-def load_callable_target(spec: str) -> Target:
+CALLABLE_CONTRACT = ("the callable contract: fn(prompts: list[str], seeds: list[int]) returns one image per prompt, "
+                     "each an HxWx3 uint8 array, an HxWx3 float array in [0, 1], or a PIL image")
+
+
+class TargetContractError(RuntimeError):
+    """A callable target broke its contract: it raised, or returned something that is not one RGB image per
+    prompt. The gate tests error with this message, never pass."""
+
+
+def resolve_callable(spec: str, option: str = "--mia-target") -> Callable:
+    """Import `package.module:function`; whatever the import does (raise, even sys.exit) is a usage error."""
     module_name, _, attr = spec.partition(":")
     try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise MiaUsageError(f"--mia-target: cannot import {spec} ({exc}).") from None
+        module = importlib.import_module(module_name)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit at import too: it must not end the run with exit code 0
+        raise MiaUsageError(f"{option}: cannot import {module_name} for {spec} ({type(exc).__name__}: {exc}); "
+                            "give package.module:function, importable from the current directory or sys.path, "
+                            "whose module does not exit or fail at import.") from None
+    if not hasattr(module, attr):
+        raise MiaUsageError(f"{option}: cannot import {spec} (module {module_name} has no attribute {attr!r}).")
+    fn = getattr(module, attr)
     if not callable(fn):
-        raise MiaUsageError(f"--mia-target: {spec} is not callable.")
-    identity = hashlib.sha256(f"callable:{spec}".encode()).hexdigest()
-    return Target(spec, "callable", identity, lambda prompts, seeds: _to_uint8(fn(prompts, seeds)),
-                  whitebox_unsupported=CALLABLE_HAS_NO_WEIGHTS)
+        raise MiaUsageError(f"{option}: {spec} is not callable (it is a {type(fn).__name__}); give a function "
+                            "fn(prompts, seeds).")
+    return fn
+
+
+def _contract_image(spec: str, index: int, image: Any) -> np.ndarray:
+    """One returned image as HxWx3 uint8, checked against the contract (never silently clipped)."""
+    from .data import MIN_SIDE
+
+    def broken(what: str) -> TargetContractError:
+        return TargetContractError(f"--mia-target {spec} broke {CALLABLE_CONTRACT}: image {index} {what}.")
+
+    if hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image
+        from .data import to_rgb8
+
+        try:
+            image = to_rgb8(image, Path(f"{spec}[{index}]"), "--mia-target")
+        except MiaUsageError as exc:
+            raise broken(f"cannot be read as RGB ({exc})") from None
+    if image is None or isinstance(image, (str, bytes)):
+        raise broken(f"is a {type(image).__name__}, not an image")
+    array = np.asarray(image)
+    if array.dtype.kind not in "uif" or array.dtype == np.bool_:
+        raise broken(f"is an array of {array.dtype}, not of pixels")
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        hint = " (channels first? return HxWx3)" if array.ndim == 3 and array.shape[0] in (1, 3, 4) else ""
+        raise broken(f"has shape {array.shape}{hint}")
+    if min(array.shape[:2]) < MIN_SIDE:
+        raise broken(f"is {array.shape[1]}x{array.shape[0]} pixels (at least {MIN_SIDE}x{MIN_SIDE} needed)")
+    array = array[..., :3]
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype.kind in "ui":
+        raise broken(f"is an array of {array.dtype}; return uint8 (0–255) or floats in [0, 1]")
+    values = array.astype(np.float64)
+    if np.isnan(values).any():
+        raise broken("has NaN pixels")
+    low, high = values.min(), values.max()
+    if low < -1e-6 or high > 1 + 1e-6:
+        raise broken(f"has float pixels in [{low:.3g}, {high:.3g}], outside [0, 1]; "
+                     "divide 0–255 floats by 255 or return uint8")
+    return (np.clip(values, 0, 1) * 255).round().astype(np.uint8)
+
+
+def callable_images(spec: str, fn: Callable, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
+    """Call a callable target and hold its output to the contract."""
+    try:
+        out = fn(list(prompts), list(seeds))
+    except Exception as exc:
+        raise TargetContractError(f"--mia-target {spec} raised {type(exc).__name__}: {exc} (expected "
+                                  f"{CALLABLE_CONTRACT})") from exc
+    if out is None or isinstance(out, (str, bytes)) or not hasattr(out, "__len__"):
+        raise TargetContractError(f"--mia-target {spec} broke {CALLABLE_CONTRACT}: it returned "
+                                  f"{type(out).__name__}, not a list of images.")
+    if len(out) != len(prompts):
+        raise TargetContractError(f"--mia-target {spec} broke {CALLABLE_CONTRACT}: it returned {len(out)} images "
+                                  f"for {len(prompts)} prompts.")
+    return [_contract_image(spec, i, image) for i, image in enumerate(out)]
+
+
+IDENTITY_ATTRIBUTES = ("mia_identity", "__version__")
+
+
+def declared_identity(fn: Callable, spec: str) -> tuple[str | None, str | None]:
+    """(identity, where it came from) from the function's own attributes: `fn.mia_identity` (a string, or a
+    function returning one, e.g. a weights hash or an endpoint with its revision) or `fn.__version__`."""
+    for name in IDENTITY_ATTRIBUTES:
+        value = getattr(fn, name, None)
+        if value is None:
+            continue
+        if callable(value):
+            try:
+                value = value()
+            except Exception as exc:
+                raise MiaUsageError(f"--mia-target: {spec}.{name}() raised {type(exc).__name__}: {exc}.") from None
+        if not isinstance(value, str) or not value.strip():
+            raise MiaUsageError(f"--mia-target: {spec}.{name} must be a non-empty string (a model version, weights "
+                                f"hash or endpoint revision), not {value!r}.")
+        return value.strip(), f"{spec}.{name}"
+    return None, None
+
+
+def load_callable_target(spec: str, declared: str | None = None, run_id: str | None = None) -> Target:
+    """A black-box callable. Its cache identity is its name plus what it declares about itself (attribute)
+    and what the user declares (--mia-target-identity); with neither, the identity is valid for this run
+    only (`run_id`), so a changed model behind the same name can never be served another model's images."""
+    import uuid
+
+    fn = resolve_callable(spec)
+    attribute, source = declared_identity(fn, spec)
+    parts = [p for p in (attribute and f"attribute:{attribute}", declared and f"option:{declared}") if p]
+    if parts:
+        said = " and ".join(x for x in (attribute and f"{attribute!r} ({source})",
+                                         declared and f"{declared!r} (--mia-target-identity)") if x)
+        note = f"callable identity {said}: generations are reused across runs while it stays the same"
+        key = "\0".join([f"callable:{spec}", *parts])
+    else:
+        note = (f"{spec} declares no identity (set {spec.partition(':')[2]}.mia_identity or "
+                "--mia-target-identity): its generations are not reused across runs")
+        key = f"callable:{spec}\0run:{run_id or uuid.uuid4().hex}"
+    identity = hashlib.sha256(key.encode()).hexdigest()
+    return Target(spec, "callable", identity, lambda prompts, seeds: callable_images(spec, fn, prompts, seeds),
+                  whitebox_unsupported=CALLABLE_HAS_NO_WEIGHTS, identity_note=note, run_scoped=not parts)
 
 
 CALLABLE_HAS_NO_WEIGHTS = "a black-box callable exposes no weights to query"
@@ -384,10 +512,12 @@ def check_target_spec(spec: str, allow_pickle: bool, option: str = "--mia-target
 
 
 def load_target(spec: str, settings: GenerationSettings, allow_pickle: bool = False, lora: str | None = None,
-                config: str | None = None) -> Target:
+                config: str | None = None, identity: str | None = None, run_id: str | None = None) -> Target:
+    """identity, run_id: a callable's declared identity (--mia-target-identity) and the run's id (the scope
+    of an undeclared callable's generations)."""
     check_target_spec(spec, allow_pickle, lora=lora, config=config)
     if is_callable_spec(spec):
-        return load_callable_target(spec)
+        return load_callable_target(spec, identity, run_id)
     from .seq2seq import load_seq2seq_target, seq2seq_kind
 
     if seq2seq_kind(Path(spec)):
