@@ -33,3 +33,20 @@ def demo_args(testbed: Path, tmp_path_factory):
         ]
 
     return make
+
+
+@pytest.fixture
+def leaky_callable(pytester, testbed: Path) -> str:
+    """A black-box callable wrapping the leaky pipeline, written into the pytester project: its spec."""
+    pytester.makepyfile(hosted_model=f"""
+        import torch
+        from diffusers import DiffusionPipeline
+
+        _pipe = DiffusionPipeline.from_pretrained({str(testbed / "sd-leaky")!r})
+        _pipe.set_progress_bar_config(disable=True)
+
+        def generate(prompts, seeds):
+            gens = [torch.Generator().manual_seed(s) for s in seeds]
+            return _pipe(prompts, num_inference_steps=25, guidance_scale=1.0, generator=gens, output_type="np").images
+    """)
+    return "hosted_model:generate"

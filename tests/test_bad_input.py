@@ -25,10 +25,10 @@ def settings_with(**options: str):
 # --- numeric options: finite, and in range for what they mean -------------------------------------------
 
 @pytest.mark.parametrize("name, value, message", [
-    ("threshold", "nan", r"--mia-threshold \(gate metric accuracy\): 'nan' is not a finite number"),
+    ("threshold", "nan", r"--mia-threshold \(gate metric auc\): 'nan' is not a finite number"),
     ("threshold", "inf", "not a finite number"),
     ("threshold", "II-P=nan", "not a finite number"),
-    ("threshold", "-1", r"--mia-threshold \(gate metric accuracy\): -1.0 is out of range \[0.0, 1.0\]"),
+    ("threshold", "-1", r"--mia-threshold \(gate metric auc\): -1.0 is out of range \[0.0, 1.0\]"),
     ("threshold", "1.5", "out of range"),
     ("threshold", ",", "--mia-threshold: empty"),
     ("alpha", "nan", "--mia-alpha: 'nan' is not a finite number"),
@@ -274,10 +274,10 @@ def assert_usage_error(result: pytest.RunResult, message: str) -> None:
 
 
 @pytest.mark.parametrize("option, message", [
-    ("--mia-threshold=nan", "--mia-threshold (gate metric accuracy): 'nan' is not a finite number*"),
+    ("--mia-threshold=nan", "--mia-threshold (gate metric auc): 'nan' is not a finite number*"),
     ("--mia-alpha=nan", "--mia-alpha: 'nan' is not a finite number*"),
     ("--mia-max-samples=5", "--mia-max-samples (sets under 20 images are refused*): 5 is out of range: below its minimum 20."),
-    ("--mia-threshold=-1", "--mia-threshold (gate metric accuracy): -1.0 is out of range [[]0.0, 1.0[]]."),
+    ("--mia-threshold=-1", "--mia-threshold (gate metric auc): -1.0 is out of range [[]0.0, 1.0[]]."),
     ("--mia-guidance=nan", "--mia-guidance: 'nan' is not a finite number*"),
     ("--mia-folds=100", "--mia-folds: 100 folds need at least 100 members and 100 non-members, but * give 20 each*"),
     ("--mia-device=tpu", "--mia-device: 'tpu' is not a device mia-checks can use; choose auto, cpu, cuda*"),

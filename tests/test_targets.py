@@ -84,19 +84,8 @@ def test_single_file_target_through_the_gate(pytester, demo_args, testbed):
 
 
 def test_black_box_callable_target_through_the_gate(pytester, demo_args, testbed):
-    pytester.makepyfile(hosted_model=f"""
-        import torch
-        from diffusers import DiffusionPipeline
-
-        _pipe = DiffusionPipeline.from_pretrained({str(testbed / "sd-leaky")!r})
-        _pipe.set_progress_bar_config(disable=True)
-
-        def generate(prompts, seeds):
-            gens = [torch.Generator().manual_seed(s) for s in seeds]
-            return _pipe(prompts, num_inference_steps=25, guidance_scale=1.0, generator=gens, output_type="np").images
-    """)
     args = [a for a in demo_args("sd-leaky") if not a.startswith("--mia-target=")]
-    result = pytester.runpytest(*args, "--mia-target=hosted_model:generate", "--mia-attacks=II-P",
+    result = pytester.runpytest(*args, f"--mia-target={leaky_callable}", "--mia-attacks=II-P",
                                 "--mia-json=report.json")
     result.assert_outcomes(failed=1)  # the wrapped model is the leaky one
     report = json.loads((pytester.path / "report.json").read_text())

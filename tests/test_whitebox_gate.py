@@ -43,23 +43,12 @@ def test_white_box_scores_are_cached_and_options_change_the_key(pytester, demo_a
 
 
 def test_callable_target_skips_white_box_attacks_with_the_reason(pytester, demo_args, testbed):
-    pytester.makepyfile(hosted_model=f"""
-        import torch
-        from diffusers import DiffusionPipeline
-
-        _pipe = DiffusionPipeline.from_pretrained({str(testbed / "sd-leaky")!r})
-        _pipe.set_progress_bar_config(disable=True)
-
-        def generate(prompts, seeds):
-            gens = [torch.Generator().manual_seed(s) for s in seeds]
-            return _pipe(prompts, num_inference_steps=25, guidance_scale=1.0, generator=gens, output_type="np").images
-    """)
     args = [a for a in demo_args("sd-leaky") if not a.startswith("--mia-target=")]
-    result = pytester.runpytest(*args, "--mia-target=hosted_model:generate", "--mia-attacks=II-P,loss,CLiD", "-rs")
+    result = pytester.runpytest(*args, f"--mia-target={leaky_callable}", "--mia-attacks=II-P,loss,CLiD", "-rs")
     assert result.ret == pytest.ExitCode.USAGE_ERROR  # named white-box attacks that cannot run: never a pass
     result.stderr.fnmatch_lines(["ERROR: --mia-attacks: loss, CLiD are white-box attacks, but a black-box callable "
                                  "exposes no weights to query*"])
-    result = pytester.runpytest(*args, "--mia-target=hosted_model:generate", "--mia-attacks=all", "-rs")
+    result = pytester.runpytest(*args, f"--mia-target={leaky_callable}", "--mia-attacks=all", "-rs")
     outcomes = result.parseoutcomes()
     assert outcomes["skipped"] == 5 and outcomes.get("failed", 0) >= 1
     result.stdout.fnmatch_lines(["skipped: loss, SimA, PIA, SecMI, CLiD (white-box): a black-box callable exposes no "
