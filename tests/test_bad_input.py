@@ -378,3 +378,21 @@ def test_a_report_that_cannot_be_written_keeps_the_report_on_screen_and_fails(py
                                  "Markdown summary: summary.md",
                                  "ERROR: could not write the JSON report to report.json: IsADirectoryError*"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED and (pytester.path / "summary.md").is_file()
+
+
+def test_leaky_model_with_16_bit_reference_sets_still_fails(pytester, demo_args, testbed):
+    """The same sets saved as 16-bit grayscale PNG (as some pipelines export them): scaled, the leak shows."""
+    import shutil
+
+    for name in ("members", "nonmembers"):
+        source, folder = testbed / "data" / name, pytester.path / name
+        folder.mkdir()
+        shutil.copy(source / "metadata.jsonl", folder)
+        for png in source.glob("*.png"):
+            gray = np.asarray(Image.open(png).convert("L")).astype(np.uint16) * 257
+            Image.fromarray(gray).save(folder / png.name)
+        assert Image.open(next(folder.glob("*.png"))).mode == "I;16"
+    args = [a for a in demo_args("sd-leaky") if not a.startswith(("--mia-members=", "--mia-nonmembers="))]
+    result = pytester.runpytest(*args, "--mia-members=members", "--mia-nonmembers=nonmembers", "--mia-attacks=II-P")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*II-P (reconstruction): accuracy = 0.9*exceeds the threshold*"])
