@@ -395,4 +395,4 @@ def test_leaky_model_with_16_bit_reference_sets_still_fails(pytester, demo_args,
     args = [a for a in demo_args("sd-leaky") if not a.startswith(("--mia-members=", "--mia-nonmembers="))]
     result = pytester.runpytest(*args, "--mia-members=members", "--mia-nonmembers=nonmembers", "--mia-attacks=II-P")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*II-P (reconstruction): accuracy = 0.9*exceeds the threshold*"])
+    result.stdout.fnmatch_lines(["*II-P (reconstruction): auc = 0.9*exceeds the threshold*"])

@@ -28,7 +28,7 @@ def test_leak_fails_under_w_error_with_xunit2_junit_and_no_pytest_warning(pytest
     # What GitLab's JUnit view shows: the failing test case with the gate's message.
     case = _testcases(pytester.path / "junit.xml")["test_attack[II-P]"]
     failure = case.find("failure")
-    assert failure is not None and "II-P (reconstruction): accuracy = 0.9" in failure.get("message")
+    assert failure is not None and "II-P (reconstruction): auc = 0.9" in failure.get("message")
     assert case.find("properties") is None  # xunit2 test cases have no properties ...
     suite = ET.parse(pytester.path / "junit.xml").getroot().find("testsuite")
     properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
