@@ -26,7 +26,7 @@ def test_save_then_compare_passes_on_the_same_model_and_fails_when_a_leakier_one
     same.assert_outcomes(passed=7)
     same.stdout.fnmatch_lines(["baseline: 0001_mild (.mia-checks/0001_mild.json); fails on a rise beyond "
                                "auc:0.02,accuracy:5% (rule: 99.6% one-sided lower bound of the rise, paired bootstrap)",
-                               "*baseline accuracy*Δ accuracy*baseline auc*Δ auc*",
+                               "*baseline auc*Δ auc*baseline accuracy*Δ accuracy*",
                                "II-P *+0.000 [[]+0.000, +0.000[]] *+0.000 [[]+0.000, +0.000[]]", "PASS: 0 of 7 attacks leak*; 0 regressed against 0001_mild",
                                "saved run: .mia-checks/0002_*.json"])
 

@@ -83,7 +83,7 @@ def test_single_file_target_through_the_gate(pytester, demo_args, testbed):
     result.stdout.fnmatch_lines(["target: *sd-leaky.safetensors (diffusers-single-file:StableDiffusionPipeline)"])
 
 
-def test_black_box_callable_target_through_the_gate(pytester, demo_args, testbed):
+def test_black_box_callable_target_through_the_gate(pytester, demo_args, leaky_callable):
     args = [a for a in demo_args("sd-leaky") if not a.startswith("--mia-target=")]
     result = pytester.runpytest(*args, f"--mia-target={leaky_callable}", "--mia-attacks=II-P",
                                 "--mia-json=report.json")

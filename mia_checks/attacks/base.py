@@ -65,8 +65,9 @@ def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
 class ScoreThreshold:
     """The classic threshold attack on a loss-like score: s = −mean of the row (lower loss = member). Its
     direction and cut are fitted on the training folds: the published direction unless the training folds
-    rank the other way (a model can overfit so that members' score rises, as PIA's does on `leaky`: that is
-    leakage too), then the most accurate cut. predict_proba = sigmoid((s − cut) / σ), σ the training
+    rank clearly the other way (their AUC's 99% upper bound below ½: a model can overfit so that members'
+    score rises, as PIA's does on `leaky`, and that is leakage too), then the most accurate cut. A weak
+    signal keeps the published direction: flipping on noise would pull the pooled AUC below chance. predict_proba = sigmoid((s − cut) / σ), σ the training
     scores' spread, so that p ≥ ½ exactly when s ≥ cut and the ranking of queries is the score's own."""
 
     def __init__(self, seed: int = 0):
@@ -76,11 +77,12 @@ class ScoreThreshold:
         return -self.sign * np.asarray(x, dtype=float).reshape(len(x), -1).mean(1)
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> ScoreThreshold:
-        from sklearn.metrics import roc_auc_score
+        from ..metrics import auc_delong
 
         y = np.asarray(y)
         self.sign = 1.0
-        if roc_auc_score(y, self.score(x)) < 0.5:
+        auc, variance = auc_delong(y, self.score(x))
+        if auc + 2.326 * np.sqrt(max(variance, 0.0)) < 0.5:
             self.sign = -1.0
         s = self.score(x)
         self.cut = best_threshold(s, y)
