@@ -42,7 +42,7 @@ def test_white_box_scores_are_cached_and_options_change_the_key(pytester, demo_a
     assert c["ablation"]["whitebox"]["pia_timestep"] == 300
 
 
-def test_callable_target_skips_white_box_attacks_with_the_reason(pytester, demo_args, testbed):
+def test_callable_target_skips_white_box_attacks_with_the_reason(pytester, demo_args, leaky_callable):
     args = [a for a in demo_args("sd-leaky") if not a.startswith("--mia-target=")]
     result = pytester.runpytest(*args, f"--mia-target={leaky_callable}", "--mia-attacks=II-P,loss,CLiD", "-rs")
     assert result.ret == pytest.ExitCode.USAGE_ERROR  # named white-box attacks that cannot run: never a pass
