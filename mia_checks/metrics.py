@@ -1,7 +1,7 @@
 """Membership-inference metrics: small pure functions over labels (1 = member) and attack scores.
 
 Higher scores mean "more likely a member". Every function states its formula; intervals are exact
-(Clopper–Pearson) for proportions and bootstrap for AUC.
+(Clopper–Pearson) for proportions and DeLong's for AUC.
 """
 
 from __future__ import annotations
@@ -68,25 +68,6 @@ def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tu
 def proportion(successes: int, trials: int, confidence: float = 0.95) -> Estimate:
     """k / n with its Clopper–Pearson interval."""
     return Estimate(successes / trials, *clopper_pearson(successes, trials, confidence))
-
-
-def bootstrap_auc(
-    y_true: np.ndarray, scores: np.ndarray, confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0
-) -> Estimate:
-    """AUC with a percentile bootstrap interval; members and non-members are resampled separately
-    (stratified), so every resample has both classes."""
-    y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=float)
-    pos, neg = scores[y_true == 1], scores[y_true == 0]
-    rng = np.random.default_rng(seed)
-    p = pos[rng.integers(0, len(pos), (n_resamples, len(pos)))]
-    n = neg[rng.integers(0, len(neg), (n_resamples, len(neg)))]
-    # Mann–Whitney form of the AUC, vectorised over resamples.
-    greater = (p[:, :, None] > n[:, None, :]).mean(axis=(1, 2))
-    ties = (p[:, :, None] == n[:, None, :]).mean(axis=(1, 2))
-    aucs = greater + 0.5 * ties
-    alpha = 1.0 - confidence
-    low, high = np.quantile(aucs, [alpha / 2, 1 - alpha / 2])
-    return Estimate(roc_auc(y_true, scores), float(low), float(high))
 
 
 def auc_delong(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:

@@ -21,17 +21,6 @@ labels_and_scores = st.integers(2, 40).flatmap(
 )
 
 
-@given(labels_and_scores)
-@settings(max_examples=50, deadline=None)
-def test_bootstrap_auc_point_matches_sklearn_and_interval_contains_a_plausible_range(pair):
-    pos, neg = pair
-    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-    s = np.r_[pos, neg]
-    est = metrics.bootstrap_auc(y, s, n_resamples=200, seed=1)
-    assert est.value == pytest.approx(roc_auc_score(y, s))
-    assert 0 <= est.low <= est.high <= 1
-
-
 @given(st.integers(1, 200).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
 @settings(max_examples=100, deadline=None)
 def test_clopper_pearson_matches_scipy_exact_interval(kn):
