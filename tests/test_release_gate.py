@@ -102,13 +102,13 @@ def test_html_report_renders_in_headless_chromium_with_its_plots(pytester, demo_
 
     browser = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([*browser, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    # Parsed by the browser: six attacks, each with a two-panel ROC (linear and log FPR) and a histogram.
-    for attack in ("I-P", "I-S", "II-P", "II-S", "III", "IV"):
+    # Parsed by the browser: every attack, each with a two-panel ROC (linear and log FPR) and a histogram.
+    for attack in ("I-P", "I-S", "II-P", "II-S", "III", "IV", "NN", "loss", "SimA", "PIA", "SecMI", "CLiD"):
         assert f'<figure class="roc" data-attack="{attack}"><svg' in dom
         assert f'<figure class="histogram" data-attack="{attack}"><svg' in dom
         assert f"{attack}: ROC, log FPR" in dom
     assert dom.count('<figure class="pair">') == 6 and dom.count('alt="generated image"') == 12
-    assert "FAIL: 1 of 6 attacks leak beyond the threshold (II-P)" in dom
+    assert "FAIL: 7 of 12 attacks leak beyond the threshold (II-P, NN, loss, SimA, PIA, SecMI, CLiD)" in dom
 
     shot = tmp_path / "report.png"
     subprocess.run([*browser, "--window-size=1200,1600", f"--screenshot={shot}", html.as_uri()],
@@ -119,5 +119,5 @@ def test_html_report_renders_in_headless_chromium_with_its_plots(pytester, demo_
     assert red.sum() > 500 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200
 
     summary = (pytester.path / "out" / "summary.md").read_text()
-    assert summary.startswith("## mia-checks privacy report: FAIL: 1 of 6 attacks leak")
+    assert summary.startswith("## mia-checks privacy report: FAIL: 7 of 12 attacks leak")
     assert "| II-P " in summary and "| FAIL " in summary
