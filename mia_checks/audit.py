@@ -16,7 +16,7 @@ from importlib import metadata
 import numpy as np
 
 from .attacks import ATTACKS, BASELINE, BLACK_BOX, WHITE_BOX, Attack
-from .data import ReferenceSet, balance, check_disjoint, load_reference_set
+from .data import LazyImages, ReferenceSet, balance, check_disjoint, load_reference_set
 from .errors import MiaUsageError, ModelLoadError, WhiteBoxError
 from .features import QueryFeatures, compute_features, compute_query_features
 from .gate import Verdict, decide
@@ -26,7 +26,7 @@ from .protocol import apply_frozen, cross_validate
 from .results import AttackResult, evaluate
 from .settings import AuditSettings
 from .targets import (GenerationSettings, Target, check_target_spec, load_target, resolve_device,
-                      whitebox_unsupported)
+                      whitebox_skip_reason)
 
 @contextmanager
 def loading(what: str):
@@ -70,6 +70,7 @@ class Audit:
         self.members, self.nonmembers = members, nonmembers
         self.progress = progress
         self._results: dict[str, AttackResult] = {}
+        self._generated = False  # the generation cache holds every image this audit reads
 
     @cached_property
     def target(self) -> Target:
@@ -95,7 +96,7 @@ class Audit:
 
         s = self.settings
         with loading(f"the captioner {s.captioner}"):
-            return caption_queries(s.captioner, list(self.members.images) + list(self.nonmembers.images),
+            return caption_queries(s.captioner, self.query_images,
                                    list(self.members.hashes) + list(self.nonmembers.hashes), s.cache_root(),
                                    resolve_device(s.device), s.allow_pickle)
 
@@ -107,21 +108,24 @@ class Audit:
             key["sampling"] = self.target.sampling
         return GenerationCache(self.settings.cache_root(), self.target, key)
 
-    @cached_property
-    def generated(self) -> np.ndarray:
-        """(n, K, H, W, 3) uint8: K generations per query, from the cache."""
-        return self.generation_cache.generate(self.captions, self.settings.seed, self.settings.generations,
-                                              self.settings.batch_size, self.progress)
+    def read_generated(self, rows: list[int]) -> np.ndarray:
+        """(len(rows), K, H, W, 3) uint8: the generations of those queries, generated first if missing."""
+        s = self.settings
+        if not self._generated:
+            self.generation_cache.ensure(self.captions, s.seed, s.generations, s.batch_size, self.progress)
+            self._generated = True
+        return self.generation_cache.read(self.captions, s.seed, s.generations, rows)
 
     def image_pairs(self, record: dict, n: int = 6) -> list[ImagePair] | None:
         """Query / generated pairs of the n members `record`'s attack scores highest; from the cache only
         (None when the generations are not there: a report never triggers generation)."""
-        generated = self.generation_cache.cached(self.captions, self.settings.seed, self.settings.generations)
-        if generated is None:
+        rows = top_members(record, n)
+        try:
+            generated = self.generation_cache.read(self.captions, self.settings.seed, self.settings.generations, rows)
+        except (OSError, SyntaxError, ValueError):
             return None
-        queries, captions = list(self.members.images), self.captions
-        return [ImagePair(captions[i], record["scores"][i], queries[i], list(generated[i]))
-                for i in top_members(record, n)]
+        queries, captions = self.members.images, self.captions
+        return [ImagePair(captions[i], record["scores"][i], queries[i], list(g)) for i, g in zip(rows, generated)]
 
     @cached_property
     def embedder(self):
@@ -131,30 +135,30 @@ class Audit:
             return load_embedder(self.settings.embedder, resolve_device(self.settings.device), self.settings.allow_pickle)
 
     @property
-    def query_images(self) -> list[np.ndarray]:
-        return list(self.members.images) + list(self.nonmembers.images)
+    def query_images(self) -> LazyImages:
+        """Members then non-members, decoded when read."""
+        m, n = self.members, self.nonmembers
+        return LazyImages(m.files + n.files, m.hashes + n.hashes, "--mia-members/--mia-nonmembers")
 
     @cached_property
     def query_features(self) -> QueryFeatures:
         """The queries alone (no model): what the distribution-shift guard reads."""
-        return compute_query_features(self.labels, self.query_images, self.embedder)
+        return compute_query_features(self.labels, self.query_images, self.members.sizes + self.nonmembers.sizes,
+                                      self.embedder, self.settings.batch_size)
 
     @cached_property
     def features(self) -> QueryFeatures:
-        return compute_features(self.query_features, self.query_images, self.captions, self.generated, self.embedder)
-
-    @cached_property
-    def whitebox_blocker(self) -> str | None:
-        """Why the white-box attacks cannot run here (the target's or the shadow's weights), or None."""
-        s = self.settings
-        return self.target.whitebox_unsupported or (
-            s.shadow_target and whitebox_unsupported(s.shadow_target, s.target_config)) or None
+        return compute_features(self.query_features, self.query_images, self.captions, self.read_generated,
+                                self.embedder, self.settings.batch_size)
 
     def skip_reason(self, attack_id: str) -> str | None:
         """Why an attack of the default set does not run on this target (None: it runs)."""
-        if ATTACKS[attack_id].access == WHITE_BOX and self.whitebox_blocker:
-            return f"{attack_id} is a white-box attack: {self.whitebox_blocker}"
-        return None
+        if ATTACKS[attack_id].access != WHITE_BOX:
+            return None
+        s = self.settings
+        if self.target.whitebox_unsupported:  # the loaded target knows (a callable's kind needs loading)
+            return self.target.whitebox_unsupported
+        return whitebox_skip_reason(attack_id, [t for t in (s.target, s.shadow_target) if t], s.target_config)
 
     @property
     def attacks(self) -> tuple[str, ...]:
@@ -166,32 +170,37 @@ class Audit:
         return self.settings.gate_for(self.attacks)
 
     @cached_property
-    def denoiser(self):
-        """White-box access to the target's pipeline (loads the checkpoint)."""
+    def whitebox_access(self):
+        """White-box access to the target's weights (loads the checkpoint): a Denoiser, or a token model's."""
+        from .attacks.whitebox import DENOISER, MASKED_TOKEN
         from .denoiser import Denoiser
+        from .token_loss import MaskedTokenAccess, NextTokenAccess
 
         if self.target.pipeline_fn is None:
             raise WhiteBoxError(f"{self.settings.target}: {self.target.whitebox_unsupported}")
         with loading(f"the target {self.settings.target}"):
-            pipeline = self.target.pipeline_fn()
-        return Denoiser(pipeline, self.settings.target)
+            model = self.target.pipeline_fn()
+        access = {DENOISER: Denoiser, MASKED_TOKEN: MaskedTokenAccess}.get(self.target.whitebox_kind, NextTokenAccess)
+        return access(model, self.settings.target)
 
     def measurements(self, attack: Attack) -> np.ndarray:
         """A white-box attack's per-query measurements, from the score cache or the denoiser."""
         from .whitebox import WhiteBoxScores
 
         s = self.settings
-        scores = WhiteBoxScores(s.cache_root(), self.target.identity, attack.id, attack.probe, s.whitebox, s.seed,
+        scores = WhiteBoxScores(s.cache_root(), self.target.identity, attack.id,
+                                attack.probe_for(self.target.whitebox_kind), s.whitebox, s.seed,
                                 self.generation_settings.device.split(":")[0])
         hashes = list(self.members.hashes) + list(self.nonmembers.hashes)
-        return scores.compute(self.query_images, hashes, self.captions, lambda: self.denoiser, s.batch_size)
+        return scores.compute(self.query_images, hashes, self.captions, lambda: self.whitebox_access, s.batch_size)
 
     def denoiser_calls(self, attack_id: str) -> int:
-        """Cost per query image in denoiser (UNet) calls: a white-box probe's, or sampling's steps × K
-        (× 2 under classifier-free guidance, assumed on when the pipeline's default guidance is used)."""
+        """Cost per query image in model calls (UNet, or transformer for token models): a white-box probe's,
+        or sampling's steps × K (× 2 under classifier-free guidance, assumed on when the pipeline's default
+        guidance is used)."""
         attack, s = ATTACKS[attack_id], self.settings
         if attack.access == WHITE_BOX:
-            return attack.probe.calls(s.whitebox)
+            return attack.probe_for(self.target.whitebox_kind).calls(s.whitebox)
         guided = s.guidance is None or s.guidance > 1
         return s.steps * s.generations * (2 if guided else 1)
 
@@ -254,9 +263,21 @@ class Audit:
         return {"steps": s.steps, "guidance": s.guidance, "generations_per_query": s.generations,
                 "known_fraction": s.known_fraction if s.known_fraction is not None else round((folds - 1) / folds, 6),
                 "combine": list(s.combine), "embedder": s.embedder,
-                "whitebox": {**s.whitebox.to_dict(), "noise": "per image, from (seed, image sha256, t)",
-                             "guidance": "none", "alphas": "the target's scheduler config"}
-                if s.whitebox_attacks else None}
+                "whitebox": self._whitebox_ablation()
+                if any(ATTACKS[a].access == WHITE_BOX for a in self.attacks) else None}
+
+    def _whitebox_ablation(self) -> dict | None:
+        from .attacks.whitebox import MASKED_TOKEN, NEXT_TOKEN
+
+        kind, options = self.target.whitebox_kind, self.settings.whitebox.to_dict()
+        ratios = options.pop("token_mask_ratios")
+        if kind == NEXT_TOKEN:
+            return {"access": kind, "loss": "teacher-forced NLL of the image's VQ codes given its caption"}
+        if kind == MASKED_TOKEN:
+            return {"access": kind, "token_mask_ratios": ratios,
+                    "loss": f"cross-entropy of the masked VQ codes, one fixed mask (seeded) per ratio {_ts(ratios)}"}
+        return {"access": kind, **options, "noise": "per image, from (seed, image sha256, t)", "guidance": "none",
+                "alphas": "the target's scheduler config"}
 
     def header(self) -> dict:
         """What the report says about this run, without generating anything."""
@@ -280,10 +301,14 @@ class Audit:
             "generations_per_query": self.settings.generations,
             "ablation": self.ablation(),
             "gate": self.gate.describe(),
-            "skipped": {a: self.whitebox_blocker for a in self.settings.attacks if self.skip_reason(a)},
+            "skipped": {a: reason for a in self.settings.attacks if (reason := self.skip_reason(a))},
             "settings": self.settings.to_dict(),
             "versions": versions(),
         }
+
+
+def _ts(values) -> str:
+    return ",".join(f"{v:g}" for v in values)
 
 
 def versions() -> dict[str, str]:

@@ -8,6 +8,8 @@ greedy (deterministic); captions are cached per captioner and image content.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import hashlib
 import json
 import re
@@ -81,7 +83,7 @@ def captioner_identity(spec: str) -> str:
     return hashlib.sha256((hash_folder(Path(spec)) if Path(spec).is_dir() else f"hub:{spec}").encode()).hexdigest()
 
 
-def caption_queries(spec: str, images: list[np.ndarray], hashes: list[str], cache_root: Path, device: str = "cpu",
+def caption_queries(spec: str, images: Sequence[np.ndarray], hashes: list[str], cache_root: Path, device: str = "cpu",
                     allow_pickle: bool = False) -> list[str]:
     """Captions for every image, from the cache where present (keyed by captioner and image content); the
     captioner loads only when an image is missing."""
@@ -94,7 +96,9 @@ def caption_queries(spec: str, images: list[np.ndarray], hashes: list[str], cach
         todo = [i for i, h in enumerate(hashes) if h not in cached]
         if todo:
             captioner = load_captioner(spec, device, allow_pickle)
-            for i, text in zip(todo, captioner.caption([images[i] for i in todo])):
-                cached[hashes[i]] = text
+            for start in range(0, len(todo), captioner.batch_size):  # images decoded a batch at a time
+                part = todo[start : start + captioner.batch_size]
+                for i, text in zip(part, captioner.caption([images[i] for i in part])):
+                    cached[hashes[i]] = text
             path.write_text(json.dumps(cached, indent=1, sort_keys=True))
     return [cached[h] for h in hashes]

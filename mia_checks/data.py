@@ -32,19 +32,52 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MIN_SIDE = 8  # pixels: smaller images carry nothing an attack could compare
 
 
+class LazyImages(Sequence):
+    """A reference set's images, decoded when read (one at a time or a slice): memory stays bounded by the
+    batch being read, not by the set. A file whose bytes changed since the set was checked is an error."""
+
+    def __init__(self, files: tuple[Path, ...], hashes: tuple[str, ...], option: str):
+        self.files, self.hashes, self.option = files, hashes, option
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        image, digest = load_image(self.files[index], self.option)
+        if digest != self.hashes[index]:
+            raise MiaUsageError(f"{self.option}: {self.files[index]} changed while the audit ran; rerun on a set "
+                                "that stays put.")
+        return image
+
+    def take(self, indices: Sequence[int]) -> list[np.ndarray]:
+        return [self[int(i)] for i in indices]
+
+    def subset(self, indices: Sequence[int]) -> LazyImages:
+        return LazyImages(tuple(self.files[i] for i in indices), tuple(self.hashes[i] for i in indices), self.option)
+
+
 @dataclass(frozen=True)
 class ReferenceSet:
-    """Images (RGB uint8 arrays, sizes as on disk) with captions and content hashes, in manifest order."""
+    """A checked set, in manifest order: files, captions, content hashes (of the file's bytes: the cache key;
+    of its decoded pixels: the overlap check), each image's size, and the images, decoded when read."""
 
     name: str
     source: Path
     files: tuple[Path, ...]
     captions: tuple[str, ...]
-    images: tuple[np.ndarray, ...]
     hashes: tuple[str, ...]
+    pixel_hashes: tuple[str, ...]
+    sizes: tuple[tuple[int, int], ...]  # (height, width)
+    option: str = "the reference set"
 
     def __len__(self) -> int:
         return len(self.files)
+
+    @property
+    def images(self) -> LazyImages:
+        return LazyImages(self.files, self.hashes, self.option)
 
     @property
     def digest(self) -> str:
@@ -57,9 +90,8 @@ class ReferenceSet:
 
     def subset(self, indices: Sequence[int]) -> ReferenceSet:
         pick = lambda seq: tuple(seq[i] for i in indices)  # noqa: E731
-        return ReferenceSet(
-            self.name, self.source, pick(self.files), pick(self.captions), pick(self.images), pick(self.hashes)
-        )
+        return ReferenceSet(self.name, self.source, pick(self.files), pick(self.captions), pick(self.hashes),
+                            pick(self.pixel_hashes), pick(self.sizes), self.option)
 
 
 def _read_rows(manifest: Path, option: str) -> list[dict]:
@@ -215,23 +247,26 @@ def load_reference_set(path: str | Path, name: str, option: str, min_images: int
         raise MiaUsageError(
             f"{option}: {manifest} lists {len(files)} images; at least {min_images} are needed to measure leakage."
         )
-    loaded = [load_image(f, option) for f in files]
-    first: dict[str, Path] = {}
-    for file, (image, _) in zip(files, loaded):
-        other = first.setdefault(pixel_hash(image), file)
+    hashes, pixel_hashes, sizes, first = [], [], [], {}
+    for file in files:  # each image is decoded to check it, hashed, and dropped: memory stays bounded
+        image, digest = load_image(file, option)
+        pixels = pixel_hash(image)
+        other = first.setdefault(pixels, file)
         if other != file:
             raise MiaUsageError(f"{option}: {other} and {file} hold the same pixels; each image may appear once: "
                                 "remove one of them.")
-    return ReferenceSet(
-        name, Path(path), tuple(files), tuple(captions), tuple(a for a, _ in loaded), tuple(h for _, h in loaded)
-    )
+        hashes.append(digest)
+        pixel_hashes.append(pixels)
+        sizes.append(image.shape[:2])
+    return ReferenceSet(name, Path(path), tuple(files), tuple(captions), tuple(hashes), tuple(pixel_hashes),
+                        tuple(sizes), option)
 
 
 def check_disjoint(members: ReferenceSet, nonmembers: ReferenceSet) -> None:
     """Members and non-members must not share an image (by decoded pixels, so that a re-encoding of a member
     is caught too): the verdict would be meaningless."""
-    member_pixels = [pixel_hash(im) for im in members.images]
-    shared = set(member_pixels) & {pixel_hash(im) for im in nonmembers.images}
+    member_pixels = members.pixel_hashes
+    shared = set(member_pixels) & set(nonmembers.pixel_hashes)
     if shared:
         examples = [str(f) for f, h in zip(members.files, member_pixels) if h in shared][:3]
         raise MiaUsageError(

@@ -13,6 +13,7 @@ import hashlib
 
 import numpy as np
 
+from .attacks.whitebox import DENOISER, QueryBatch
 from .errors import WhiteBoxError
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
@@ -25,7 +26,20 @@ def noise_seed(seed: int, image_hash: str, t: int) -> int:
     return int.from_bytes(digest[:8], "big") & 0x7FFFFFFFFFFFFFFF
 
 
+def check_image_size(images: list[np.ndarray], size: int, name: str, what: str) -> None:
+    """White-box attacks score the images as the model was trained on them: at its resolution."""
+    wrong = {im.shape[:2] for im in images} - {(size, size)}
+    if wrong:
+        h, w = sorted(wrong)[0]
+        raise WhiteBoxError(
+            f"{what}: query images of {h}×{w} pixels, but {name} works at {size}×{size}. White-box attacks score "
+            f"the images as the model was trained on them: resize (and centre-crop) the reference sets to "
+            f"{size}×{size}, as your training script did.")
+
+
 class Denoiser:
+    kind = DENOISER
+
     def __init__(self, pipeline, name: str = "the target"):
         self.name = name
         self.unet = getattr(pipeline, "unet", None)
@@ -60,14 +74,11 @@ class Denoiser:
         self.image_size = int(self.unet.config.sample_size) * factor
 
     def check_images(self, images: list[np.ndarray], what: str) -> None:
-        sizes = {im.shape[:2] for im in images}
-        wrong = sizes - {(self.image_size, self.image_size)}
-        if wrong:
-            h, w = sorted(wrong)[0]
-            raise WhiteBoxError(
-                f"{what}: query images of {h}×{w} pixels, but {self.name} works at {self.image_size}×{self.image_size}. "
-                "White-box attacks score the images as the model was trained on them: resize (and centre-crop) the "
-                f"reference sets to {self.image_size}×{self.image_size}, as your training script did.")
+        check_image_size(images, self.image_size, self.name, what)
+
+    def query_batch(self, images: np.ndarray, captions: list[str], hashes: list[str], seed: int) -> QueryBatch:
+        """What a probe measures: the queries' latents and caption states, and what seeds their noise."""
+        return QueryBatch(self.latents(images), self.text(captions), list(captions), list(hashes), seed)
 
     def alpha(self, t: int) -> float:
         return float(self.alphas[t])

@@ -30,7 +30,7 @@ def mia_verdict(request: pytest.FixtureRequest, mia_audit):
 
     reason = mia_audit.skip_reason(request.param)
     if reason:
-        pytest.skip(reason)
+        pytest.skip(f"{request.param} is a white-box attack: {reason}")
     try:
         result, verdict = mia_audit.result(request.param), mia_audit.verdict(request.param)
         shift = None if mia_audit.settings.shift_check == "off" else mia_audit.distribution_shift()

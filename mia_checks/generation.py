@@ -42,7 +42,13 @@ class GenerationCache:
 
     def generate(self, captions: list[str], seed: int, generations: int, batch_size: int,
                  progress: bool = True) -> np.ndarray:
-        """`generations` images per caption, shape (n_captions, generations, H, W, 3) uint8.
+        """`generations` images per caption, shape (n_captions, generations, H, W, 3) uint8 (all in memory:
+        for large audits, `ensure` then `read` a batch of rows at a time)."""
+        self.ensure(captions, seed, generations, batch_size, progress)
+        return self.read(captions, seed, generations, range(len(captions)))
+
+    def ensure(self, captions: list[str], seed: int, generations: int, batch_size: int, progress: bool = True) -> int:
+        """Fill the cache with every missing image; returns how many were generated.
 
         Crash-safe: each image is written to a temporary file, flushed to disk and renamed into place, so a
         run killed mid-write leaves no partial entry; an entry that does not decode is generated again."""
@@ -53,13 +59,16 @@ class GenerationCache:
         with FileLock(str(self.folder / ".lock")):
             (self.folder / "settings.json").write_text(json.dumps(self.settings, sort_keys=True, indent=2))
             wanted = list(dict.fromkeys(key for row in keys for key in row))  # unique, in order
-            self._generate([key for key in wanted if not self.path(*key).is_file()], batch_size, progress)
-            images = {key: _read_or_none(self.path(*key)) for key in wanted}
-            broken = [key for key, image in images.items() if image is None]
-            if broken:  # damaged outside mia-checks (a partial copy of the cache, a full disk): regenerate
-                self._generate(broken, batch_size, progress)
-                images.update({key: _read(self.path(*key)) for key in broken})
-        return np.stack([[images[key] for key in row] for row in keys])
+            todo = [key for key in wanted if not self.path(*key).is_file()]
+            todo += [key for key in wanted if key not in set(todo) and not _decodes(self.path(*key))]
+            self._generate(todo, batch_size, progress)
+        return len(todo)
+
+    def read(self, captions: list[str], seed: int, generations: int, rows) -> np.ndarray:
+        """The generations of the queries `rows` (indices into captions), (len(rows), K, H, W, 3) uint8, from
+        the cache (filled by `ensure`)."""
+        keys = self._keys([captions[i] for i in rows], seed, generations)
+        return np.stack([[_read(self.path(*key)) for key in row] for row in keys])
 
     def _generate(self, todo: list[tuple[str, int]], batch_size: int, progress: bool) -> None:
         from PIL import Image
@@ -96,6 +105,10 @@ class GenerationCache:
     @staticmethod
     def _keys(captions: list[str], seed: int, generations: int) -> list[list[tuple[str, int]]]:
         return [[(c, query_seed(seed, k, c)) for k in range(generations)] for c in captions]
+
+
+def _decodes(path: Path) -> bool:
+    return _read_or_none(path) is not None
 
 
 def _read_or_none(path: Path) -> np.ndarray | None:

@@ -32,7 +32,8 @@ OPTIONS: tuple[tuple[str, str], ...] = (
     ("gate-rule", "bound (default: one-sided lower confidence bound, Bonferroni over attacks) or point"),
     ("alpha", "false-alarm rate of the bound rule over the whole run (default 0.05)"),
     ("attacks", "attacks to run, ids and groups: black-box I-P,I-S,II-P,II-S,III,IV; white-box loss,SimA,PIA,SecMI,CLiD; "
-                "groups blackbox, whitebox, all (default all: white-box ones are skipped on targets without weights)"),
+                "groups blackbox, whitebox, all (default all: white-box ones are skipped on targets without weights; "
+                "token models, seq2seq and aMUSEd, run loss alone)"),
     ("loss-timesteps", "white-box loss attack: timesteps of its grid (default 100,200,300,400,500)"),
     ("sima-timesteps", "white-box SimA: timesteps at which the clean latent is fed (default 50,100,200)"),
     ("pia-timestep", "white-box PIA: its timestep t (default 200)"),
@@ -40,6 +41,8 @@ OPTIONS: tuple[tuple[str, str], ...] = (
     ("secmi-interval", "white-box SecMI: the DDIM interval k (default 10)"),
     ("clid-timesteps", "white-box CLiD: timesteps of its loss (default 440,450,460)"),
     ("clid-captions", "white-box CLiD: reduced captions null,first,middle,last (default all four)"),
+    ("token-mask-ratios", "white-box loss on aMUSEd: the share of tokens masked, one fixed seeded mask per ratio "
+                          "(default 0.25,0.5,0.75)"),
     ("combine", "operations combining embeddings in attack IV: concat,difference,product,cosine (default all)"),
     ("seed", "seed of generation, folds and attack models (default 0)"),
     ("steps", "denoising steps per generation (default 25)"),

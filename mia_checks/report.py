@@ -65,7 +65,9 @@ def _format_ablation(ablation: dict | None) -> str:
             f"{ablation['generations_per_query']} generation(s) per query, attacker knows {known:.0%} of the queries, "
             f"IV combines {'+'.join(ablation['combine'])}, embedder {ablation['embedder']}")
     w = ablation.get("whitebox")
-    if w:
+    if w and w.get("access") in ("next-token", "masked-token"):
+        line += f"\nwhite-box: loss = {w['loss']}"
+    elif w:
         line += (f"\nwhite-box: loss t={_ts(w['loss_timesteps'])}; SimA t={_ts(w['sima_timesteps'])}; "
                  f"PIA t={w['pia_timestep']}; SecMI t={w['secmi_timestep']} k={w['secmi_interval']}; "
                  f"CLiD t={_ts(w['clid_timesteps'])} captions {'+'.join(w['clid_captions'])}; noise {w['noise']}; "

@@ -294,6 +294,10 @@ class Seq2SeqRunner:
         self.model: Any = None
 
     def __call__(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
+        return sample_images(self.loaded(), prompts, seeds, self.sampling)
+
+    def loaded(self) -> TokenModel:
+        """The model, loaded now if it was not (what the white-box loss queries too)."""
         if self.model is None:
             import torch
             from diffusers.utils import logging as diffusers_logging
@@ -303,7 +307,7 @@ class Seq2SeqRunner:
             transformers_logging.disable_progress_bar()
             with torch.random.fork_rng(devices=[]):  # whatever a library's loading draws, the caller's RNG is kept
                 self.model = self.load().to(self.device)
-        return sample_images(self.model, prompts, seeds, self.sampling)
+        return self.model
 
 
 def seq2seq_kind(path: Path) -> str | None:
@@ -326,8 +330,15 @@ def check_seq2seq_target(path: Path, allow_pickle: bool, option: str = "--mia-ta
         check_min_dalle_folder(path, allow_pickle, option)
 
 
-# Why the diffusion white-box attacks skip this kind (its own token loss is mia_checks.token_loss).
-NO_DENOISER = "a seq2seq token model has no diffusion denoiser to query"
+# Why the white-box attacks skip min-dalle's layout: the token loss must encode the query images into codes.
+NO_VQ_ENCODER = "min-dalle's files hold the VQGAN decoder only, so query images cannot be encoded into its tokens"
+
+
+def seq2seq_whitebox(path: Path) -> tuple[str | None, str | None]:
+    """(white-box kind, None), or (None, why not): see targets.whitebox_access."""
+    from .attacks.whitebox import NEXT_TOKEN
+
+    return (NEXT_TOKEN, None) if seq2seq_kind(path) == "seq2seq" else (None, NO_VQ_ENCODER)
 
 
 def load_seq2seq_target(path: Path, settings, allow_pickle: bool = False):
@@ -348,4 +359,6 @@ def load_seq2seq_target(path: Path, settings, allow_pickle: bool = False):
         sampling = min_dalle.DEFAULT_SAMPLING.override(*options)
         kind, identity = f"min-dalle:{layout.dalle.name}", layout.identity()
         runner = Seq2SeqRunner(lambda: min_dalle.load_min_dalle(path, allow_pickle), sampling, device)
-    return Target(str(path), kind, identity, runner, sampling=asdict(sampling), whitebox_unsupported=NO_DENOISER)
+    whitebox_kind, unsupported = seq2seq_whitebox(path)
+    return Target(str(path), kind, identity, runner, None if unsupported else runner.loaded, unsupported,
+                  whitebox_kind, sampling=asdict(sampling))

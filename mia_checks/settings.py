@@ -158,6 +158,12 @@ def parse_whitebox(get) -> WhiteBoxOptions:
             kw[name.replace("-", "_")] = _number(f"--mia-{name}", get(name), int, low, high)
     if get("clid-captions"):
         kw["clid_captions"] = _choices("--mia-clid-captions", get("clid-captions"), CLID_REDUCTIONS)
+    if get("token-mask-ratios"):
+        ratios = tuple(dict.fromkeys(_number("--mia-token-mask-ratios", part, float, 0.01, 1.0)
+                                     for part in get("token-mask-ratios").split(",") if part.strip()))
+        if not ratios:
+            raise MiaUsageError("--mia-token-mask-ratios: give one or more ratios in (0, 1], e.g. 0.25,0.5.")
+        kw["token_mask_ratios"] = ratios
     options = WhiteBoxOptions(**kw)
     if options.secmi_timestep % options.secmi_interval:
         raise MiaUsageError(f"--mia-secmi-timestep: {options.secmi_timestep} is not a multiple of --mia-secmi-interval "

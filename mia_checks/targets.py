@@ -100,9 +100,11 @@ class Target:
     kind: str
     identity: str
     generate_fn: Callable[[list[str], list[int]], list[np.ndarray]] = field(repr=False)
-    # White-box access: a function that loads and returns the pipeline, or None with the reason why not.
+    # White-box access: a function that loads and returns the model (a pipeline, or a seq2seq model), and
+    # its kind (attacks.whitebox.DENOISER, NEXT_TOKEN, MASKED_TOKEN); or None with the reason why not.
     pipeline_fn: Callable[[], Any] | None = field(default=None, repr=False)
     whitebox_unsupported: str | None = None
+    whitebox_kind: str | None = None
     sampling: dict | None = None  # seq2seq targets: the sampling settings in effect (echoed in the report)
     identity_note: str | None = None  # how the identity was found, and what that means for the cache
     run_scoped: bool = False  # identity valid for this run only: its generations are never reused later
@@ -183,16 +185,30 @@ class PipelineSource:
                 if not k.startswith("_") and isinstance(v, list) and v[0] is not None}
 
     @property
-    def whitebox_unsupported(self) -> str | None:
-        """Why the white-box attacks cannot query this pipeline (None: they can)."""
+    def whitebox_kind(self) -> str | None:
+        """What the white-box attacks can query: a latent denoiser (SD, LDM), aMUSEd's masked token model, or
+        nothing (None: whitebox_unsupported says why)."""
+        from .attacks.whitebox import DENOISER, MASKED_TOKEN
+
         parts = self.components
         if "text_encoder_2" in parts:
+            return None
+        if "unet" in parts and parts & {"vae", "vqvae"}:
+            return DENOISER
+        if self.class_name == "AmusedPipeline" and {"transformer", "vqvae"} <= parts:
+            return MASKED_TOKEN
+        return None
+
+    @property
+    def whitebox_unsupported(self) -> str | None:
+        """Why the white-box attacks cannot query this pipeline (None: they can)."""
+        if self.whitebox_kind is not None:
+            return None
+        if "text_encoder_2" in self.components:
             return (f"{self.class_name} has two text encoders (SDXL): white-box attacks do not support its added "
                     "conditioning yet")
-        if "unet" not in parts or not parts & {"vae", "vqvae"}:
-            return (f"{self.class_name} has no latent denoiser (UNet and autoencoder) to query: the white-box "
-                    "attacks cover the Stable Diffusion and LDM families")
-        return None
+        return (f"{self.class_name} has no latent denoiser (UNet and autoencoder) or aMUSEd token model to query: the "
+                "white-box attacks cover the Stable Diffusion, LDM and aMUSEd families")
 
     @property
     def identity(self) -> str:
@@ -293,7 +309,7 @@ def load_diffusers_target(source: PipelineSource, settings: GenerationSettings, 
     runner = DiffusersRunner(source, settings, allow_pickle)
     unsupported = source.whitebox_unsupported
     return Target(str(source.path), source.kind, source.identity, runner,
-                  None if unsupported else (lambda: runner.pipeline), unsupported)
+                  None if unsupported else (lambda: runner.pipeline), unsupported, source.whitebox_kind)
 
 
 CALLABLE_CONTRACT = ("the callable contract: fn(prompts: list[str], seeds: list[int]) returns one image per prompt, "
@@ -430,15 +446,31 @@ def load_callable_target(spec: str, declared: str | None = None, run_id: str | N
 CALLABLE_HAS_NO_WEIGHTS = "a black-box callable exposes no weights to query"
 
 
-def whitebox_unsupported(spec: str, config: str | None = None) -> str | None:
-    """Why the white-box attacks cannot run on this target (None: they can); cheap, nothing is loaded."""
-    from .seq2seq import NO_DENOISER, seq2seq_kind
+def whitebox_access(spec: str, config: str | None = None) -> tuple[str | None, str | None]:
+    """(kind, None) when the white-box attacks can query this target, (None, why not) otherwise; cheap, nothing
+    is loaded."""
+    from .seq2seq import seq2seq_whitebox, seq2seq_kind
 
     if is_callable_spec(spec):
-        return CALLABLE_HAS_NO_WEIGHTS
+        return None, CALLABLE_HAS_NO_WEIGHTS
     if seq2seq_kind(Path(spec)):
-        return NO_DENOISER
-    return PipelineSource(Path(spec), config).whitebox_unsupported
+        return seq2seq_whitebox(Path(spec))
+    source = PipelineSource(Path(spec), config)
+    return source.whitebox_kind, source.whitebox_unsupported
+
+
+def whitebox_skip_reason(attack_id: str, specs: list[str], config: str | None = None) -> str | None:
+    """Why a white-box attack cannot run on these targets (the target, and the shadow model if any), or None."""
+    from .attacks import ATTACKS
+
+    for spec in specs:
+        kind, reason = whitebox_access(spec, config)
+        if reason:
+            return reason
+        if ATTACKS[attack_id].probe_for(kind) is None:
+            return (f"{spec} is a token model ({kind}): of the white-box attacks only loss, on its own tokens, "
+                    "applies; the others need a diffusion denoiser")
+    return None
 
 
 def check_whitebox_choice(settings) -> None:
@@ -446,13 +478,13 @@ def check_whitebox_choice(settings) -> None:
     never measured. (Under the default, all, they are skipped with the reason instead.)"""
     if not settings.attacks_chosen or not settings.whitebox_attacks:
         return
-    reasons = [whitebox_unsupported(spec, settings.target_config) for spec in filter(None, (settings.target,
-                                                                                          settings.shadow_target))]
-    reason = next(filter(None, reasons), None)
-    if reason:
-        raise MiaUsageError(f"--mia-attacks: {', '.join(settings.whitebox_attacks)} are white-box attacks, but "
-                            f"{reason}. Run the black-box attacks (--mia-attacks=blackbox), or give the pipeline "
-                            "folder, single file or LoRA with its base.")
+    specs = [spec for spec in (settings.target, settings.shadow_target) if spec]
+    blocked = {a: r for a in settings.whitebox_attacks if (r := whitebox_skip_reason(a, specs, settings.target_config))}
+    if blocked:
+        reason = next(iter(blocked.values()))
+        raise MiaUsageError(f"--mia-attacks: {', '.join(blocked)} are white-box attacks, but {reason}. Run the "
+                            "black-box attacks (--mia-attacks=blackbox) or the white-box attacks this target supports, "
+                            "or give the pipeline folder, single file or LoRA with its base.")
 
 
 def is_callable_spec(spec: str) -> bool:

@@ -1,5 +1,5 @@
 """White-box scores, computed once: each probe's measurements per query, in batches on the target's
-device, cached on disk per (checkpoint identity, image content, caption, attack settings, seed, device
+device (through its white-box access: a Denoiser, or a token model's access in token_loss.py), cached on disk per (checkpoint identity, image content, caption, attack settings, seed, device
 type). A warm rerun reads every score from the cache and never loads the checkpoint.
 """
 
@@ -8,12 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .attacks.whitebox import Probe, QueryBatch, WhiteBoxOptions
+from .attacks.whitebox import Probe, WhiteBoxOptions
 
 CACHE_VERSION = 1  # bump when a definition changes: old scores are then never read
 
@@ -39,9 +39,10 @@ class WhiteBoxScores:
             return None
         return np.stack([np.load(p) for p in paths])
 
-    def compute(self, images: list[np.ndarray], hashes: list[str], captions: list[str],
-                denoiser: Callable[[], object], batch_size: int) -> np.ndarray:
-        """(n, d) float64 measurements; `denoiser()` (which loads the model) is called only for a missing one."""
+    def compute(self, images: Sequence[np.ndarray], hashes: list[str], captions: list[str],
+                access: Callable[[], object], batch_size: int) -> np.ndarray:
+        """(n, d) float64 measurements; `access()` (which loads the model) is called only for a missing one.
+        `images` is read a batch at a time (a data.LazyImages decodes them then)."""
         from filelock import FileLock
 
         scores = self.cached(hashes, captions)
@@ -52,25 +53,26 @@ class WhiteBoxScores:
         with FileLock(str(self.folder / ".lock")):
             todo = [i for i, (h, c) in enumerate(zip(hashes, captions)) if not self.path(h, c).is_file()]
             if todo:
-                self._measure(denoiser(), [images[i] for i in todo], [hashes[i] for i in todo],
-                              [captions[i] for i in todo], batch_size)
+                self._measure(access(), images, hashes, captions, todo, batch_size)
         return self.cached(hashes, captions)
 
-    def _measure(self, den, images: list[np.ndarray], hashes: list[str], captions: list[str], batch_size: int) -> None:
+    def _measure(self, access, images: Sequence[np.ndarray], hashes: list[str], captions: list[str],
+                 todo: list[int], batch_size: int) -> None:
         import torch
 
-        den.check_images(images, "white-box attacks")
         (self.folder / "settings.json").write_text(json.dumps(self.settings, sort_keys=True, indent=2))
         with torch.no_grad():
-            for start in range(0, len(images), batch_size):
-                part = slice(start, start + batch_size)
-                batch = QueryBatch(den.latents(np.stack(images[part])), den.text(captions[part]), captions[part],
-                                   hashes[part], self.seed)
-                rows = self.probe.measure(den, batch, self.options).double().cpu().numpy()
+            for start in range(0, len(todo), batch_size):
+                part = todo[start : start + batch_size]
+                batch_images = [images[i] for i in part]
+                access.check_images(batch_images, "white-box attacks")
+                batch = access.query_batch(np.stack(batch_images), [captions[i] for i in part],
+                                           [hashes[i] for i in part], self.seed)
+                rows = self.probe.measure(access, batch, self.options).double().cpu().numpy()
                 if not np.isfinite(rows).all():
-                    raise FloatingPointError("the denoiser produced non-finite scores")
-                for h, c, row in zip(hashes[part], captions[part], rows):
-                    self._write(self.path(h, c), row)
+                    raise FloatingPointError("the target's model produced non-finite white-box scores")
+                for i, row in zip(part, rows):
+                    self._write(self.path(hashes[i], captions[i]), row)
 
     @staticmethod
     def _write(path: Path, row: np.ndarray) -> None:

@@ -6,22 +6,25 @@ import numpy as np
 import pytest
 
 from mia_checks.attacks import ATTACKS, COMBINE_OPERATIONS, GROUPS, global_ssim
-from mia_checks.features import QueryFeatures
+from mia_checks.features import QueryFeatures, pixel_distances, summarise_queries
 from mia_checks.metrics import roc_auc
 from mia_checks.protocol import cross_validate
+
+
+def from_pixels(labels, query, generated, query_embeddings, generated_embeddings, text_embeddings) -> QueryFeatures:
+    """Features of small images (≤ 64 px: their own thumbnails)."""
+    return QueryFeatures(labels=labels, query_summary=summarise_queries(query), query_embeddings=query_embeddings,
+                         query_thumbnails=query, generated_thumbnails=generated,
+                         pixel_distances=pixel_distances(query, generated), generated_embeddings=generated_embeddings,
+                         text_embeddings=text_embeddings)
 
 
 def synthetic(n: int = 40, k: int = 2, d: int = 16, seed: int = 0) -> QueryFeatures:
     rng = np.random.default_rng(seed)
     unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)  # noqa: E731
-    return QueryFeatures(
-        labels=np.r_[np.ones(n // 2, int), np.zeros(n // 2, int)],
-        query_pixels=rng.random((n, 8, 8, 3), dtype=np.float32),
-        generated_pixels=rng.random((n, k, 8, 8, 3), dtype=np.float32),
-        query_embeddings=unit(rng.normal(size=(n, d))),
-        generated_embeddings=unit(rng.normal(size=(n, k, d))),
-        text_embeddings=unit(rng.normal(size=(n, d))),
-    )
+    return from_pixels(np.r_[np.ones(n // 2, int), np.zeros(n // 2, int)], rng.random((n, 8, 8, 3), dtype=np.float32),
+                       rng.random((n, k, 8, 8, 3), dtype=np.float32), unit(rng.normal(size=(n, d))),
+                       unit(rng.normal(size=(n, k, d))), unit(rng.normal(size=(n, d))))
 
 
 @pytest.mark.parametrize("attack", GROUPS["blackbox"])
@@ -47,10 +50,10 @@ def test_global_ssim_is_one_for_identical_images_and_lower_otherwise():
 
 def test_reconstruction_attack_detects_members_whose_generations_copy_them():
     f = synthetic(n=40)
-    copied = f.generated_pixels.copy()
-    copied[:20] = f.query_pixels[:20, None] + 0.01  # members: the model reproduces the training image
-    leaky = QueryFeatures(f.labels, f.query_pixels, copied, f.query_embeddings, f.generated_embeddings,
-                          f.text_embeddings)
+    copied = f.generated_thumbnails.copy()
+    copied[:20] = f.query_thumbnails[:20, None] + 0.01  # members: the model reproduces the training image
+    leaky = from_pixels(f.labels, f.query_thumbnails, copied, f.query_embeddings, f.generated_embeddings,
+                        f.text_embeddings)
     attack = ATTACKS["II-P"]
     oof = cross_validate(attack.model, attack.features(leaky, ()), leaky.labels, folds=5, seed=0)
     assert roc_auc(oof.labels, oof.scores) > 0.95

@@ -50,7 +50,7 @@ def run(folder: Path, run_id: str, **options: str) -> tuple[np.ndarray, Audit]:
                                "nonmembers": str(folder / "nonmembers"), "cache-dir": str(folder / "cache"),
                                "generations": "1", **options})
     audit = Audit(settings, progress=False, run_id=run_id)
-    return audit.generated, audit
+    return audit.read_generated(list(range(len(audit.captions)))), audit
 
 
 def expected(version: int, audit: Audit) -> np.ndarray:

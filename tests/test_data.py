@@ -95,7 +95,8 @@ def test_balance_gives_equal_seeded_subsets(n_members, n_nonmembers, cap, seed):
 
     def fake(n: int, name: str) -> ReferenceSet:
         return ReferenceSet(name, Path(name), tuple(Path(f"{i}") for i in range(n)), tuple(f"c{i}" for i in range(n)),
-                            tuple(np.zeros((1, 1, 3), np.uint8) for _ in range(n)), tuple(f"{name}{i}" for i in range(n)))
+                            tuple(f"{name}{i}" for i in range(n)), tuple(f"p{name}{i}" for i in range(n)),
+                            tuple((8, 8) for _ in range(n)))
 
     m, n = balance(fake(n_members, "m"), fake(n_nonmembers, "n"), seed, cap)
     assert len(m) == len(n) == min(n_members, n_nonmembers, cap or n_members)

@@ -50,7 +50,7 @@ def test_amused_masked_ce_is_the_masked_cross_entropy_by_hand(testbed):
     images, captions = _split(testbed, "members", 2)
     scores = amused_masked_ce(pipe, images, captions, seed=5, mask_ratios=(0.5,))
     with torch.no_grad():
-        x = torch.from_numpy(images[:1]).permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = torch.from_numpy(images[:1]).permute(0, 3, 1, 2).float() / 255  # aMUSEd's VQ reads [0, 1]
         latents = pipe.vqvae.encode(x).latents
         tokens = pipe.vqvae.quantize(latents)[2][2].view(8, 8)
         mask = masks_for(5, (8, 8), (0.5,))[0]

@@ -56,11 +56,31 @@ def test_callable_target_skips_white_box_attacks_with_the_reason(pytester, demo_
                                  "SKIPPED*loss is a white-box attack: a black-box callable exposes no weights to query"])
 
 
-def test_token_model_skips_white_box_attacks_by_default_and_refuses_them_by_name(pytester, demo_args):
+@pytest.mark.parametrize("name, outcome", [("dalle-leaky", "failed"), ("dalle-null", "passed"),
+                                           ("amused-leaky", "failed"), ("amused-null", "passed")])
+def test_token_models_loss_attack_through_the_gate(pytester, demo_args, name, outcome):
+    """The token models' white-box attack: their own training loss on the queries' VQ codes."""
+    result = pytester.runpytest(*demo_args(name), "--mia-attacks=loss", "--mia-json=report.json")
+    result.assert_outcomes(**{outcome: 1})
+    loss = ("teacher-forced NLL of the image's VQ codes" if name.startswith("dalle") else
+            "cross-entropy of the masked VQ codes, one fixed mask (seeded) per ratio 0.25,0.5,0.75")
+    result.stdout.fnmatch_lines([f"white-box: loss = {loss}*", "loss *white-box*"])
+    record = json.loads((pytester.path / "report.json").read_text())["results"][0]
+    assert record["denoiser_calls"] == (1 if name.startswith("dalle") else 3)
+    assert (record["auc"]["value"] > 0.9) == (outcome == "failed")
+
+
+def test_token_model_runs_loss_alone_and_refuses_denoiser_attacks_by_name(pytester, demo_args):
     result = pytester.runpytest(*demo_args("amused-null"), "--mia-attacks=whitebox")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --mia-attacks: loss, SimA, PIA, SecMI, CLiD are white-box attacks, but "
-                                 "AmusedPipeline has no latent denoiser*--mia-attacks=blackbox*"])
+    result.stderr.fnmatch_lines(["ERROR: --mia-attacks: SimA, PIA, SecMI, CLiD are white-box attacks, but *amused-null "
+                                 "is a token model (masked-token): of the white-box attacks only loss, on its own tokens, applies*"])
+    result = pytester.runpytest(*demo_args("amused-null"), "--mia-attacks=all", "-rs", "--mia-token-mask-ratios=0.5", "-k", "loss or SimA")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["skipped: SimA, PIA, SecMI, CLiD (white-box): *is a token model (masked-token): of "
+                                 "the white-box attacks only loss*",
+                                 "white-box: loss = cross-entropy of the masked VQ codes, one fixed mask (seeded) per "
+                                 "ratio 0.5"])
 
 
 def test_query_images_of_another_size_error_and_never_pass(pytester, demo_args, testbed, tmp_path):

@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 from .base import BLACK_BOX, WHITE_BOX, Attack
-from .blackbox import BASELINE, BLACK_BOX_ATTACKS, COMBINE_OPERATIONS, global_ssim
+from ..features import global_ssim
+from .blackbox import BASELINE, BLACK_BOX_ATTACKS, COMBINE_OPERATIONS
 from .whitebox import WHITE_BOX_ATTACKS, WhiteBoxOptions
 
 ATTACKS: dict[str, Attack] = {a.id: a for a in BLACK_BOX_ATTACKS + WHITE_BOX_ATTACKS}

@@ -8,8 +8,8 @@ measured with the target's own denoiser.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,12 @@ class Attack:
     # measurements (white-box, an (n, d) array).
     features: Callable[[Any, Sequence[str]], np.ndarray]
     model: Callable[[int], object]
-    probe: Any = None  # white-box: a whitebox.Probe (what to ask the denoiser, and at what cost)
+    # White-box: a whitebox.Probe per access kind it supports (what to ask the model, at what cost).
+    probes: Mapping[str, Any] = field(default_factory=dict)
+
+    def probe_for(self, access_kind: str | None):
+        """This attack's probe for a target's white-box access kind, or None when it has none."""
+        return self.probes.get(access_kind)
 
 
 def mlp(seed: int):

@@ -2,7 +2,7 @@
 from the features, and its attack model.
 
 | id   | intuition      | input                                                        | model               |
-| I-P  | quality        | generated pixels                                             | small CNN           |
+| I-P  | quality        | generated pixels (thumbnails of ≤ 64 px)                     | small CNN           |
 | I-S  | quality        | E_img(x̂)                                                     | MLP                 |
 | II-P | reconstruction | MSE, L1 and SSIM between x and x̂                             | logistic regression |
 | II-S | reconstruction | cos and L2 between E_img(x), E_img(x̂), and their difference  | MLP                 |
@@ -29,8 +29,9 @@ COMBINE_OPERATIONS = ("concat", "difference", "product", "cosine")
 class SmallCNN:
     """A two-layer CNN on generated images, with sklearn's fit / predict_proba.
 
-    Input (n, K, H, W, 3): each of the K generations is a training sample with its query's label; a
-    query's probability is the mean over its K generations.
+    Input (n, K, H, W, 3), thumbnails of at most 64 px (quality shows at low resolution too, and it keeps
+    the CNN cheap on 512-px models): each of the K generations is a training sample with its query's label;
+    a query's probability is the mean over its K generations.
     """
 
     def __init__(self, seed: int, steps: int = 150, lr: float = 1e-2):
@@ -39,13 +40,9 @@ class SmallCNN:
     @staticmethod
     def _tensor(x: np.ndarray):
         import torch
-        import torch.nn.functional as F
 
         n, k, h, w, c = x.shape
-        t = torch.from_numpy(x.reshape(n * k, h, w, c)).permute(0, 3, 1, 2).float()
-        if max(h, w) > 64:  # quality shows at low resolution too; keeps the CNN cheap on 512-px models
-            t = F.adaptive_avg_pool2d(t, 64)
-        return t
+        return torch.from_numpy(np.ascontiguousarray(x).reshape(n * k, h, w, c)).permute(0, 3, 1, 2).float()
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> SmallCNN:
         import torch
@@ -89,19 +86,8 @@ def _best_and_mean(values: np.ndarray, best: str) -> np.ndarray:
     return np.stack([pick, values.mean(1)], axis=1)
 
 
-def global_ssim(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """SSIM over the whole image (one window), on [0, 1] pixels, for arrays (..., H, W, C):
-    (2μxμy + C1)(2σxy + C2) / ((μx² + μy² + C1)(σx² + σy² + C2)), C1 = 0.01², C2 = 0.03²."""
-    axes = (-3, -2, -1)
-    mx, my = x.mean(axes), y.mean(axes)
-    vx, vy = x.var(axes), y.var(axes)
-    cov = ((x - np.expand_dims(mx, axes)) * (y - np.expand_dims(my, axes))).mean(axes)
-    c1, c2 = 0.01**2, 0.03**2
-    return (2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-
-
 def quality_pixels(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
-    return f.generated_pixels
+    return f.generated_thumbnails
 
 
 def quality_semantic(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
@@ -109,12 +95,10 @@ def quality_semantic(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
 
 
 def reconstruction_pixels(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
-    x = f.query_pixels[:, None]
-    diff = f.generated_pixels - x
-    mse = (diff**2).mean(axis=(2, 3, 4))
-    l1 = np.abs(diff).mean(axis=(2, 3, 4))
-    ssim = global_ssim(f.generated_pixels, np.broadcast_to(x, f.generated_pixels.shape))
-    return np.hstack([_best_and_mean(mse, "min"), _best_and_mean(l1, "min"), _best_and_mean(ssim, "max")])
+    """MSE, L1 and SSIM of (x, x̂_k) at the generated resolution (features.pixel_distances)."""
+    d = f.pixel_distances
+    return np.hstack([_best_and_mean(d[..., 0], "min"), _best_and_mean(d[..., 1], "min"),
+                      _best_and_mean(d[..., 2], "max")])
 
 
 def reconstruction_semantic(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
@@ -154,10 +138,11 @@ def _thumbnails(pixels: np.ndarray, size: int = 32) -> np.ndarray:
 def nearest_generation(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
     """GAN-Leaks (Chen et al. 2020), full black-box: the query's pixel MSE to its nearest image among all
     generations of the run, whatever caption produced them. Catches a model that reproduces its training
-    images without following their captions, which II-P (the query's own generations only) misses."""
-    n, k = f.generated_pixels.shape[:2]
-    q = _thumbnails(f.query_pixels).astype(np.float64)
-    g = _thumbnails(f.generated_pixels.reshape(n * k, *f.generated_pixels.shape[2:])).astype(np.float64)
+    images without following their captions, which II-P (the query's own generations only) misses.
+    Measured on ≤ 32-px reductions of the features' thumbnails."""
+    n, k = f.generated_thumbnails.shape[:2]
+    q = _thumbnails(f.query_thumbnails).astype(np.float64)
+    g = _thumbnails(f.generated_thumbnails.reshape(n * k, *f.generated_thumbnails.shape[2:])).astype(np.float64)
     squared = (q**2).sum(1)[:, None] + (g**2).sum(1)[None, :] - 2 * q @ g.T  # ‖q − g‖², all pairs at once
     return np.maximum(squared, 0).min(1, keepdims=True) / q.shape[1]
 
@@ -174,11 +159,8 @@ BLACK_BOX_ATTACKS: tuple[Attack, ...] = (
 
 
 def query_only(f: QueryFeatures, ops: Sequence[str]) -> np.ndarray:
-    """What an attack sees without the model: E_img(x) and coarse pixels of x (8×8 grey)."""
-    n, h, w, _ = f.query_pixels.shape
-    grey = f.query_pixels.mean(-1)
-    coarse = grey[:, : h - h % 8, : w - w % 8].reshape(n, 8, h // 8, 8, w // 8).mean((2, 4)).reshape(n, 64)
-    return np.hstack([f.query_embeddings, coarse, grey.mean((1, 2))[:, None], grey.std((1, 2))[:, None]])
+    """What an attack sees without the model: E_img(x) and coarse pixels of x (8×8 grey, its mean and std)."""
+    return np.hstack([f.query_embeddings, f.query_summary])
 
 
 # The distribution-shift guard: if this beats chance, members and non-members differ without any model.

@@ -9,6 +9,12 @@ sampling whole images. Definitions pinned in ../shared/ATTACKS.md; lower error =
 | CLiD  | L(x, c) and D_i = L(x, c*_i) − L(x, c) for reduced captions c*             | |T| × (1 + |c*|)    | CLiD_th            |
 
 Noise ε is drawn per image from (seed, image content hash, t); no classifier-free guidance.
+
+Token models (seq2seq DALL·E-style, aMUSEd) have no denoiser: their white-box access is the model's own
+training loss on the query's VQ tokens (`token_loss.py`), so only `loss` has a token probe:
+
+| loss  | seq2seq: teacher-forced NLL of the image's codes                         | 1                   | threshold          |
+| loss  | aMUSEd: cross-entropy of the masked codes at fixed seeded masks           | one per mask ratio  | threshold          |
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ import numpy as np
 from .base import WHITE_BOX, Attack, ScoreThreshold, best_threshold, _sigmoid
 
 CLID_REDUCTIONS = ("null", "first", "middle", "last")
+# White-box access kinds: what a target's weights let the attacks query.
+DENOISER = "denoiser"  # a latent diffusion denoiser (denoiser.Denoiser)
+NEXT_TOKEN = "next-token"  # an autoregressive seq2seq token model (token_loss.NextTokenAccess)
+MASKED_TOKEN = "masked-token"  # a MUSE-style masked token model, aMUSEd (token_loss.MaskedTokenAccess)
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class WhiteBoxOptions:
     secmi_interval: int = 10
     clid_timesteps: tuple[int, ...] = (440, 450, 460)
     clid_captions: tuple[str, ...] = CLID_REDUCTIONS
+    token_mask_ratios: tuple[float, ...] = (0.25, 0.5, 0.75)  # aMUSEd's token loss: one fixed mask per ratio
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -54,10 +65,11 @@ class QueryBatch:
 
 @dataclass(frozen=True)
 class Probe:
-    """What a white-box attack asks of the denoiser: measure(denoiser, batch, options) → (b, d) tensor;
-    its settings (the cache key and the report) and its cost in denoiser calls per image."""
+    """What a white-box attack asks of one kind of white-box access: measure(access, batch, options) → (b, d)
+    tensor, batch from access.query_batch; its settings (the cache key and the report) and its cost in model
+    calls (denoiser or transformer forward passes) per image."""
 
-    measure: Callable[[Any, QueryBatch, WhiteBoxOptions], Any]
+    measure: Callable[[Any, Any, WhiteBoxOptions], Any]
     settings: Callable[[WhiteBoxOptions], dict]
     calls: Callable[[WhiteBoxOptions], int]
 
@@ -164,6 +176,12 @@ def _measurements(m: np.ndarray, ops) -> np.ndarray:
     return m
 
 
+def measure_token_loss(access, batch, o: WhiteBoxOptions):
+    """The token model's own training loss on the query's VQ codes, (b, 1)."""
+    return access.loss(batch, o)[:, None]
+
+
+# Denoiser probes, by attack id; token models have the loss probe alone.
 PROBES = {
     "loss": Probe(measure_loss, lambda o: {"timesteps": list(o.loss_timesteps)}, lambda o: len(o.loss_timesteps)),
     "SimA": Probe(measure_sima, lambda o: {"timesteps": list(o.sima_timesteps)}, lambda o: len(o.sima_timesteps)),
@@ -174,10 +192,17 @@ PROBES = {
                   lambda o: len(o.clid_timesteps) * (1 + len(o.clid_captions))),
 }
 
+TOKEN_PROBES = {
+    NEXT_TOKEN: Probe(measure_token_loss, lambda o: {}, lambda o: 1),
+    MASKED_TOKEN: Probe(measure_token_loss, lambda o: {"mask_ratios": list(o.token_mask_ratios)},
+                        lambda o: len(o.token_mask_ratios)),
+}
+
 WHITE_BOX_ATTACKS: tuple[Attack, ...] = (
-    Attack("loss", "denoising loss", WHITE_BOX, _measurements, ScoreThreshold, PROBES["loss"]),
-    Attack("SimA", "predicted-noise norm", WHITE_BOX, _measurements, ScoreThreshold, PROBES["SimA"]),
-    Attack("PIA", "proximal initialisation", WHITE_BOX, _measurements, ScoreThreshold, PROBES["PIA"]),
-    Attack("SecMI", "step-wise error", WHITE_BOX, _measurements, ScoreThreshold, PROBES["SecMI"]),
-    Attack("CLiD", "conditional likelihood discrepancy", WHITE_BOX, _measurements, CLiDThreshold, PROBES["CLiD"]),
+    Attack("loss", "training loss", WHITE_BOX, _measurements, ScoreThreshold,
+           {DENOISER: PROBES["loss"], **TOKEN_PROBES}),
+    Attack("SimA", "predicted-noise norm", WHITE_BOX, _measurements, ScoreThreshold, {DENOISER: PROBES["SimA"]}),
+    Attack("PIA", "proximal initialisation", WHITE_BOX, _measurements, ScoreThreshold, {DENOISER: PROBES["PIA"]}),
+    Attack("SecMI", "step-wise error", WHITE_BOX, _measurements, ScoreThreshold, {DENOISER: PROBES["SecMI"]}),
+    Attack("CLiD", "conditional likelihood discrepancy", WHITE_BOX, _measurements, CLiDThreshold, {DENOISER: PROBES["CLiD"]}),
 )

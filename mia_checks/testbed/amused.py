@@ -43,12 +43,20 @@ TRANSFORMER_CONFIG = dict(
 MICRO_CONDS = (32.0, 32.0, 0.0, 0.0, 6.0)
 
 
-def train_vq(images: np.ndarray, steps: int, seed: int, batch_size: int = 32, lr: float = 2e-3):
+def to_unit_range(images: np.ndarray) -> torch.Tensor:
+    """(n, h, w, 3) uint8 → (n, 3, h, w) float in [0, 1]: what diffusers' aMUSEd VQ reads and writes (its image
+    processor does not normalise)."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0)
+
+
+def train_vq(images: np.ndarray, steps: int, seed: int, batch_size: int = 32, lr: float = 2e-3,
+             unit_range: bool = False):
+    """unit_range: pixels in [0, 1] (aMUSEd's convention) instead of [-1, 1] (the seq2seq kind's)."""
     from diffusers import VQModel
 
     torch.manual_seed(seed)
     vq = VQModel(**VQ_CONFIG)
-    data = to_model_range(images)
+    data = to_unit_range(images) if unit_range else to_model_range(images)
     rng = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(vq.parameters(), lr=lr)
     for _ in range(steps):
@@ -63,8 +71,8 @@ def train_vq(images: np.ndarray, steps: int, seed: int, batch_size: int = 32, lr
 
 @torch.no_grad()
 def image_tokens(vq, images: np.ndarray) -> torch.Tensor:
-    """(n, 8, 8) codebook indices of images."""
-    h = vq.encode(to_model_range(images)).latents
+    """(n, 8, 8) codebook indices of images, read in [0, 1] as aMUSEd's VQ does."""
+    h = vq.encode(to_unit_range(images)).latents
     _, _, (_, _, indices) = vq.quantize(h)
     return indices.reshape(len(images), h.shape[2], h.shape[3])
 

@@ -4,7 +4,8 @@ Artifacts (each a folder under <cache>/testbed/v<BUILDER_VERSION>/):
 - data/<split>/         image folders with metadata.jsonl (members, nonmembers, shadow_*, null_train, public)
 - tokenizer/            the offline BPE CLIPTokenizer
 - vae/                  AutoencoderKL trained on the public split
-- vq/                   VQModel (64-code tokenizer of images) trained on the public split, for aMUSEd
+- vq/                   VQModel (64-code tokenizer of images) trained on the public split in [-1, 1], for seq2seq
+- amused-vq/            the same in [0, 1], diffusers' aMUSEd convention
 - clip/                 tiny open_clip model trained on the public split
 - clip-hf/              tiny transformers CLIPModel (+ CLIPProcessor) trained on the public split
 - blip/, blip-itm/      tiny BLIP captioner and BLIP image–text retrieval model, trained on the public split
@@ -32,6 +33,9 @@ from pathlib import Path
 from ..cache import default_cache_root
 
 BUILDER_VERSION = "2"
+# An artifact's recipe version, bumped when its recipe changes: a folder built by an older recipe (its
+# build.json says which; none said means 1) is rebuilt. BUILDER_VERSION rebuilds everything.
+RECIPES = {"amused-leaky": 2, "amused-null": 2}  # 2: on amused-vq (aMUSEd's [0, 1] pixels), not vq
 SEED = 0
 VAE_STEPS = 300
 CLIP_STEPS = 300
@@ -62,14 +66,14 @@ PRETRAIN_STEPS = 2500  # batch 64: ≈ 128 epochs of the 1,253 pretraining image
 FINETUNES = {"sd-finetune": "ft_members", "sd-finetune-null": "ft_null"}
 # Rough seconds on one core, to start the longest jobs first.
 COST = {"sd-base": 400, "amused-leaky": 170, "amused-null": 170, "ldm-leaky": 150, "ldm-null": 150, "sd-leaky": 110,
-        "sd-null": 110, "sd-shadow": 110, "lora-leaky": 110, "vae": 40, "vq": 40, "clip": 35,
+        "sd-null": 110, "sd-shadow": 110, "lora-leaky": 110, "vae": 40, "vq": 40, "amused-vq": 40, "clip": 35,
         "clip-hf": 35, "blip": 60, "blip-itm": 35}
 COST |= {"dalle-leaky": 90, "dalle-null": 90}
 ALIASES = {"leaky": "sd-leaky", "mild": "sd-mild", "null": "sd-null", "shadow": "sd-shadow",
            "finetune": "sd-finetune", "finetune-null": "sd-finetune-null"}
 DERIVED = {"single-file": "sd-leaky", "lora-leaky": "sd-null"}  # artifact → the target it is made from
 EMBEDDERS = ("clip", "clip-hf", "blip", "blip-itm")  # trained on the public split; clip-hf uses the tokenizer
-ALL_ARTIFACTS = ("data", "tokenizer", "vae", "vq", *EMBEDDERS, *TARGETS, *EARLY_STOPS, *DERIVED, "data-ft", "sd-base",
+ALL_ARTIFACTS = ("data", "tokenizer", "vae", "vq", "amused-vq", *EMBEDDERS, *TARGETS, *EARLY_STOPS, *DERIVED, "data-ft", "sd-base",
                  *FINETUNES)
 
 
@@ -87,10 +91,10 @@ def testbed_root(cache_root: Path | None = None) -> Path:
 def _dependencies(name: str) -> tuple[str, ...]:
     if name == "clip-hf":
         return ("tokenizer",)
-    if name in ("tokenizer", "vae", "vq", *EMBEDDERS):
+    if name in ("tokenizer", "vae", "vq", "amused-vq", *EMBEDDERS):
         return ("data",)
     if name in TARGETS:
-        return ("tokenizer", "vq" if TARGETS[name][0] in ("amused", "dalle") else "vae")
+        return ("tokenizer", {"amused": "amused-vq", "dalle": "vq"}.get(TARGETS[name][0], "vae"))
     if name in EARLY_STOPS:
         return (EARLY_STOPS[name][0],)
     if name in DERIVED:
@@ -139,12 +143,13 @@ def _build_vae(root: Path, out: Path) -> dict:
     return {"steps": VAE_STEPS, "parameters": sum(p.numel() for p in vae.parameters())}
 
 
-def _build_vq(root: Path, out: Path) -> dict:
+def _build_vq(root: Path, out: Path, unit_range: bool) -> dict:
     from .amused import train_vq
 
-    vq = train_vq(_load_split(root, "public")[0], steps=VAE_STEPS, seed=SEED)
+    vq = train_vq(_load_split(root, "public")[0], steps=VAE_STEPS, seed=SEED, unit_range=unit_range)
     vq.save_pretrained(out, safe_serialization=True)
-    return {"steps": VAE_STEPS, "parameters": sum(p.numel() for p in vq.parameters())}
+    return {"steps": VAE_STEPS, "pixels": "[0, 1]" if unit_range else "[-1, 1]",
+            "parameters": sum(p.numel() for p in vq.parameters())}
 
 
 def _build_amused(root: Path, out: Path, name: str) -> dict:
@@ -155,7 +160,7 @@ def _build_amused(root: Path, out: Path, name: str) -> dict:
 
     split = TARGETS[name][1]
     images, captions = _load_split(root, split)
-    pipe = train_amused(CLIPTokenizer.from_pretrained(str(root / "tokenizer")), VQModel.from_pretrained(root / "vq"),
+    pipe = train_amused(CLIPTokenizer.from_pretrained(str(root / "tokenizer")), VQModel.from_pretrained(root / "amused-vq"),
                         images, captions, AMUSED_STEPS, seed=SEED + 2)
     pipe.save_pretrained(out, safe_serialization=True)
     return {"family": "amused", "split": split, "steps": AMUSED_STEPS,
@@ -352,8 +357,8 @@ def _build_one(root: str, name: str) -> tuple[str, float]:
         info = _build_tokenizer(root_path, out)
     elif name == "vae":
         info = _build_vae(root_path, out)
-    elif name == "vq":
-        info = _build_vq(root_path, out)
+    elif name in ("vq", "amused-vq"):
+        info = _build_vq(root_path, out, unit_range=name == "amused-vq")
     elif name == "clip":
         info = _build_clip(root_path, out)
     elif name in ("clip-hf", "blip", "blip-itm"):
@@ -376,7 +381,8 @@ def _build_one(root: str, name: str) -> tuple[str, float]:
         info = _build_target(root_path, out, name)
     seconds = time.perf_counter() - start
     _drop_build_paths(out)
-    (out / "build.json").write_text(json.dumps({**info, "seconds": round(seconds, 1), "seed": SEED}, indent=2))
+    (out / "build.json").write_text(json.dumps({**info, "seconds": round(seconds, 1), "seed": SEED,
+                                                "recipe": RECIPES.get(name, 1)}, indent=2))
     shutil.rmtree(root_path / name, ignore_errors=True)  # rebuilt to recover a lost early stop
     out.rename(root_path / name)
     for early_name, (source, _) in EARLY_STOPS.items():
@@ -395,6 +401,15 @@ def _drop_build_paths(folder: Path) -> None:
         data = json.loads(config.read_text())
         if data.pop("_name_or_path", None) is not None:
             config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _is_current(folder: Path) -> bool:
+    """Built, by the artifact's current recipe."""
+    if not folder.is_dir():
+        return False
+    info = folder / "build.json"
+    recipe = json.loads(info.read_text()).get("recipe", 1) if info.is_file() else 1
+    return recipe == RECIPES.get(folder.name, 1)
 
 
 def _closure(names: Iterable[str]) -> list[str]:
@@ -421,7 +436,7 @@ def ensure_built(names: Iterable[str] = ALL_ARTIFACTS, cache_root: Path | None =
     root.mkdir(parents=True, exist_ok=True)
     needed = _closure(names)
     with FileLock(str(root / ".build.lock")):
-        done = {n for n in needed if (root / n).is_dir()}
+        done = {n for n in needed if _is_current(root / n)}
         todo = [n for n in needed if n not in done]
         if not todo:
             return root
