@@ -29,7 +29,8 @@ if ! cmp -s "$TOOLS/package-lock.json" "$TOOLS/node_modules/.installed-lock"; th
     if [ -f "$SHARED/complete" ]; then
         cp -a "$SHARED/node_modules" "$TOOLS/node_modules"
     else
-        (cd "$TOOLS" && npm ci --no-audit --no-fund --loglevel=error)
+        (cd "$TOOLS" && npm ci --no-audit --no-fund --loglevel=error > "$TOOLS/npm.log" 2>&1) \
+            || { cat "$TOOLS/npm.log"; fail "npm ci in ci/tools"; }
         rm -rf "$SHARED" && mkdir -p "$SHARED" && cp -a "$TOOLS/node_modules" "$SHARED/node_modules" && touch "$SHARED/complete"
     fi
     cp "$TOOLS/package-lock.json" "$TOOLS/node_modules/.installed-lock"
@@ -37,7 +38,8 @@ fi
 if ! cmp -s "$TOOLS/requirements.txt" "$TOOLS/venv/.installed-requirements"; then
     rm -rf "$TOOLS/venv"
     python3 -m venv "$TOOLS/venv"
-    "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check -r "$TOOLS/requirements.txt"
+    "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check -r "$TOOLS/requirements.txt" > "$TOOLS/venv/pip.log" 2>&1 \
+        || { cat "$TOOLS/venv/pip.log"; fail "pip install -r ci/tools/requirements.txt"; }
     cp "$TOOLS/requirements.txt" "$TOOLS/venv/.installed-requirements"
 fi
 GCL=$TOOLS/node_modules/.bin/gitlab-ci-local
