@@ -1,4 +1,5 @@
-"""`mia-checks`: build the test bed, or audit its built-in demo target with no data of the user's."""
+"""`mia-checks`: fill the generation cache ahead of the gate (on many processes), build the test bed, or audit
+its built-in demo target with no data of the user's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 
 PATH_OPTIONS = ("--mia-json=", "--mia-html=", "--mia-markdown=", "--mia-storage=", "--junitxml=")
 
@@ -24,8 +26,6 @@ def _absolute_paths(args: list[str]) -> list[str]:
 
 def demo(target: str, extra: list[str]) -> int:
     """Build what the demo needs (cached), then run the pytest gate on it in an empty directory."""
-    import pytest
-
     from .testbed import ALIASES, ensure_built
 
     start = time.perf_counter()
@@ -55,17 +55,133 @@ def demo(target: str, extra: list[str]) -> int:
     return 0 if code in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) else int(code)
 
 
+GENERATE_USAGE = """usage: mia-checks generate --mia-target=… --mia-members=… --mia-nonmembers=… [--mia-* options]
+
+Generate every image the gate's black-box attacks read, into the generation cache, so that the gate that
+follows (the same options) generates nothing. The options are the gate's, parsed by pytest as the gate
+parses them: ini defaults (mia_* in pytest.ini, pyproject.toml, …) apply too.
+
+Many processes fill one cache together: under `accelerate launch -m mia_checks.cli generate …` each process
+(multi-GPU, multi-node) takes its shard of the missing images first, on its own device when --mia-device is
+auto, then helps with what is left; separate runs started at once on one cache cooperate the same way.
+
+options:
+"""
+
+
+def generate_help() -> str:
+    from .plugin import FLAGS, OPTIONS
+
+    width = max(len(name) for name, _ in OPTIONS + FLAGS) + 8
+    lines = [f"  --mia-{name + '=' + name.split('-')[-1].upper():<{width}} {text}" for name, text in OPTIONS]
+    lines += [f"  --mia-{name:<{width}} {text}" for name, text in FLAGS]
+    return GENERATE_USAGE + "\n".join(lines)
+
+
+class GenerateCommand:
+    """A pytest plugin for `mia-checks generate`: mia-checks' own pytest_configure parses and checks the
+    options as the gate does; then, instead of collecting tests, this fills the cache."""
+
+    def __init__(self) -> None:
+        self.code: int | None = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_configure(self, config) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:  # not a test session: no header, no "no tests ran"
+            config.pluginmanager.unregister(reporter)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session) -> bool:
+        from .errors import MiaUsageError, ModelLoadError, WhiteBoxError
+        from .generation import GenerationError
+        from .targets import TargetContractError
+
+        try:
+            self.code = fill_cache(session.config)
+        except MiaUsageError as exc:
+            print(f"ERROR: {exc}", file=sys.stderr)
+            self.code = 4
+        except (GenerationError, ModelLoadError, WhiteBoxError, TargetContractError, FloatingPointError) as exc:
+            print(f"mia-checks generate: cannot generate: {exc}", file=sys.stderr)
+            self.code = 1
+        return True  # collected: nothing
+
+
+def fill_cache(config) -> int:
+    """Generate what the configured gate would generate (target, and shadow model in shadow mode)."""
+    from dataclasses import replace
+
+    from .attacks import ATTACKS, BLACK_BOX
+    from .errors import MiaUsageError
+    from .generation import shard_from_environment
+    from .plugin import SESSION_KEY
+
+    mia = config.stash.get(SESSION_KEY, None)
+    if mia is None:
+        raise MiaUsageError("mia-checks generate needs --mia-target, --mia-members and --mia-nonmembers (or their "
+                            "ini twins mia_target, …), as the gate does.")
+    shard = shard_from_environment()
+    if shard.source == "accelerate" and mia.settings.device == "auto":
+        mia.settings = replace(mia.settings, device=launcher_device())
+    audit = mia.get_audit()
+    if not any(ATTACKS[a].access == BLACK_BOX for a in audit.attacks):
+        print(f"mia-checks generate: nothing to generate: the attacks that run ({', '.join(audit.attacks)}) read "
+              "no generations.")
+        return 0
+    s = mia.settings
+    for audit in [audit] + ([audit.shadow] if s.shadow_target else []):
+        if audit.target.run_scoped:
+            raise MiaUsageError(f"--mia-target: {audit.settings.target} declares no identity, so its generations are "
+                                "kept for one run only and generating them ahead would be lost; declare what it is "
+                                "with --mia-target-identity (or the function's mia_identity attribute).")
+        cache = audit.generation_cache
+        generated = cache.ensure(audit.captions, s.seed, s.generations, s.batch_size, mia.progress, shard)
+        who = f" [{shard.label}]" if shard.label else ""
+        print(f"mia-checks generate{who}: {audit.settings.target}: {generated} image(s) generated, "
+              f"{cache.stats.cached} already cached, {cache.stats.wanted} in all, in {cache.stats.seconds:.1f} s; cache "
+              f"{cache.folder}", flush=True)
+    return 0
+
+
+def launcher_device() -> str:
+    """This process's device under a torch.distributed launcher: accelerate's choice (cuda:LOCAL_RANK, …)."""
+    try:
+        from accelerate import PartialState
+
+        return str(PartialState().device)
+    except ImportError:
+        import torch
+
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+
+
+def generate(args: list[str]) -> int:
+    """`mia-checks generate [--mia-* options]`: the gate's options, parsed by pytest with mia-checks' plugin."""
+    if "-h" in args or "--help" in args:
+        print(generate_help())
+        return 0
+    command = GenerateCommand()
+    code = pytest.main([*args, "--collect-only", "-p", "no:cacheprovider"], plugins=[command])
+    return int(code) if command.code is None else command.code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mia-checks", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="audit a built-in test-bed target (default: leaky); extra args go to pytest, "
                                     "e.g. --mia-html=report.html")
     d.add_argument("--target", default="leaky", help="leaky, mild, null, shadow, ldm-leaky, ldm-null")
+    sub.add_parser("generate", add_help=False,
+                   help="fill the generation cache ahead of the gate, on one or many processes (accelerate launch); "
+                        "the gate's --mia-* options (see mia-checks generate --help)")
     b = sub.add_parser("testbed", help="build the whole test bed into the cache")
     b.add_argument("--cache-dir", type=Path, default=None)
     args, extra = parser.parse_known_args(argv)
     if args.command == "demo":
         return demo(args.target, extra)
+    if args.command == "generate":
+        return generate(extra)
     from .testbed.build import main as build_main
 
     return build_main(extra + (["--cache-dir", str(args.cache_dir)] if args.cache_dir else []))

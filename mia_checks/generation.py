@@ -1,8 +1,10 @@
-"""Generate each image once: an on-disk cache of x̂ = T(c; seed), shared by every attack and every run.
+"""Generate each image once: an on-disk cache of x̂ = T(c; seed), shared by every attack, run and process.
 
 An entry is keyed by (checkpoint content, caption, seed, generation settings) and stored as a PNG, so a
-cold run and a warm run read the very same uint8 pixels. Missing entries are generated in batches under a
-file lock: pytest-xdist workers that need the same images wait for one generator instead of repeating it.
+cold run and a warm run read the very same uint8 pixels. The cache is content-addressed, so any set of
+processes can fill it together (pytest-xdist workers, `accelerate launch` ranks, separate runs): the
+missing images are split into canonical batches, each claimed under its own file lock, and every process
+takes its own shard's batches first, then helps with the rest (see `GenerationCache.ensure`).
 """
 
 from __future__ import annotations
@@ -11,11 +13,19 @@ import hashlib
 import json
 import os
 import sys
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .targets import Target
+
+Key = tuple[str, int]  # (caption, per-image seed)
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the last chunk of every complete PNG
+LOG_INTERVAL = 30.0  # progress in a log (not a terminal): seconds between lines
 
 
 class GenerationError(RuntimeError):
@@ -29,69 +39,212 @@ def query_seed(seed: int, k: int, caption: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+@dataclass(frozen=True)
+class Shard:
+    """This process's share of the work: rank `rank` of `world` processes takes the canonical batches
+    rank, rank + world, … first. `name` says who it is in progress output (gw0, rank 1)."""
+
+    rank: int = 0
+    world: int = 1
+    name: str = ""
+    source: str = ""  # "accelerate" (torch.distributed launchers), "xdist", or "" (one process)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.world:
+            raise ValueError(f"shard rank {self.rank} is not in [0, {self.world})")
+
+    @property
+    def label(self) -> str:
+        """'gw1: shard 2 of 2' ('' for a lone process)."""
+        if self.world == 1:
+            return self.name
+        return f"{self.name + ': ' if self.name else ''}shard {self.rank + 1} of {self.world}"
+
+
+@lru_cache(maxsize=1)
+def shard_from_environment() -> Shard:
+    """The shard of this process: under `accelerate launch` (or any torch.distributed launcher: WORLD_SIZE
+    > 1), accelerate's process index and count; under pytest-xdist, the worker's number and the worker
+    count; else the whole job. accelerate is imported only when a launcher is detected."""
+    env = os.environ
+    if _int(env.get("WORLD_SIZE")) > 1:
+        try:
+            from accelerate import PartialState
+
+            state = PartialState()
+            rank, world = state.process_index, state.num_processes
+        except ImportError:  # a torchrun launch without accelerate installed: the launcher's variables
+            rank, world = _int(env.get("RANK")), _int(env.get("WORLD_SIZE"))
+        if world > 1 and 0 <= rank < world:
+            return Shard(rank, world, f"rank {rank}", "accelerate")
+    worker, count = env.get("PYTEST_XDIST_WORKER", ""), _int(env.get("PYTEST_XDIST_WORKER_COUNT"))
+    if worker.startswith("gw") and worker[2:].isdigit() and 0 <= int(worker[2:]) < count and count > 1:
+        return Shard(int(worker[2:]), count, worker, "xdist")
+    return Shard(name=worker)
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How generation reports progress: auto (a bar on a terminal, a line every `interval` seconds in a log
+    such as CI's), bar, log or off; on `stream` (default: the process's real stderr, sys.__stderr__)."""
+
+    mode: str = "auto"
+    stream: Any = field(default=None, compare=False)
+    interval: float = LOG_INTERVAL
+
+    @staticmethod
+    def of(progress: "bool | str | Progress | None") -> "Progress":
+        if isinstance(progress, Progress):
+            return progress
+        if progress is True:
+            return Progress()
+        if progress is False or progress is None:
+            return Progress("off")
+        return Progress(str(progress))
+
+    def bar(self, total: int, shard: Shard):
+        from tqdm.auto import tqdm
+
+        stream = self.stream if self.stream is not None else sys.__stderr__
+        mode = self.mode
+        if mode == "auto":
+            mode = "bar" if _isatty(stream) else "log"
+        desc = "mia-checks: generating" + (f" [{shard.label}]" if shard.label else "")
+        if mode == "off" or stream is None or total == 0:
+            return tqdm(total=total, disable=True)
+        if mode == "bar":  # a terminal that reports no width (some CI pseudo-terminals) gets 100 columns
+            width = {"dynamic_ncols": True} if _columns(stream) > 0 else {"ncols": 100}
+            return tqdm(total=total, desc=desc, unit="img", file=stream, leave=True,
+                        position=shard.rank if shard.world > 1 else None, **width)
+        # A log keeps every write: one plain line per update, at most one every `interval` seconds.
+        return tqdm(total=total, desc=desc, unit="img", file=_Lines(stream), ascii=True, ncols=100,
+                    mininterval=self.interval, maxinterval=max(self.interval, 10.0), leave=True)
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _columns(stream) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+class _Lines:
+    """A file for tqdm that turns its carriage-return redraws into whole lines (for CI logs)."""
+
+    def __init__(self, stream):
+        self.stream, self.last = stream, ""
+        self.encoding = getattr(stream, "encoding", "utf-8")
+
+    def write(self, text: str) -> None:
+        for line in text.replace("\r", "\n").split("\n"):
+            line = line.strip()
+            if line and line != self.last:
+                self.stream.write(line + "\n")
+                self.last = line
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+@dataclass
+class GenerationStats:
+    """What this process did for the cache (summed over `ensure` calls): reported per xdist worker."""
+
+    shard: Shard = field(default_factory=Shard)
+    wanted: int = 0  # images asked for
+    generated: int = 0  # images this process generated
+    cached: int = 0  # images already complete when it looked
+    seconds: float = 0.0  # wall time in `ensure`, waits on other processes included
+
+    def to_dict(self) -> dict:
+        return {"name": self.shard.name, "rank": self.shard.rank, "world": self.shard.world,
+                "generated": self.generated, "cached": self.cached, "seconds": round(self.seconds, 3)}
+
+
 class GenerationCache:
     def __init__(self, root: Path, target: Target, settings: dict):
         key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         self.folder = Path(root) / "generations" / target.identity[:24] / key
         self.target = target
         self.settings = settings
+        self.stats = GenerationStats()
 
     def path(self, caption: str, seed: int) -> Path:
         digest = hashlib.sha256(f"{seed}\0{caption}".encode()).hexdigest()[:40]
         return self.folder / digest[:2] / f"{digest}.png"
 
     def generate(self, captions: list[str], seed: int, generations: int, batch_size: int,
-                 progress: bool = True) -> np.ndarray:
-        """`generations` images per caption, shape (n_captions, generations, H, W, 3) uint8 (all in memory:
-        for large audits, `ensure` then `read` a batch of rows at a time)."""
-        self.ensure(captions, seed, generations, batch_size, progress)
-        return self.read(captions, seed, generations, range(len(captions)))
+                 progress: bool | str | Progress = True, shard: Shard | None = None) -> np.ndarray:
+        """`generations` images per caption, shape (n_captions, generations, H, W, 3) uint8: `ensure`, then
+        `read` every query."""
+        self.ensure(captions, seed, generations, batch_size, progress, shard)
+        return self.read(captions, seed, generations, slice(None), batch_size)
 
-    def ensure(self, captions: list[str], seed: int, generations: int, batch_size: int, progress: bool = True) -> int:
-        """Fill the cache with every missing image; returns how many were generated.
+    def ensure(self, captions: list[str], seed: int, generations: int, batch_size: int,
+               progress: bool | str | Progress = True, shard: Shard | None = None) -> int:
+        """Fill the cache with every missing image of these queries; returns how many this process generated.
+
+        The wanted images, in their canonical order (query by query, generation by generation), are cut into
+        batches of `batch_size`: the same batches whatever the number of processes, so the images are
+        bit-identical however the work is split. Each batch is claimed under its own file lock: a process
+        takes its shard's batches first (rank r of w: r, r + w, …), then the others' from the end, skipping
+        any another process holds; last, it waits for each skipped batch and generates what is still
+        missing (its holder died: the OS releases a dead process's lock). No lock is held across batches.
 
         Crash-safe: each image is written to a temporary file, flushed to disk and renamed into place, so a
-        run killed mid-write leaves no partial entry; an entry that does not decode is generated again."""
-        from filelock import FileLock
-
+        process killed mid-write leaves no partial entry; an entry that is not a whole PNG is generated again
+        (one that does not decode is, when read)."""
+        start = time.perf_counter()
+        shard = shard if shard is not None else shard_from_environment()
+        self.stats.shard = shard
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._write_settings()
+        wanted = self._wanted(self._keys(captions, seed, generations))
+        batches = [wanted[i : i + batch_size] for i in range(0, len(wanted), batch_size)]
+        missing = lambda key: not _complete(self.path(*key))  # noqa: E731
+        generated, needed = self._fill(batches, missing, Progress.of(progress), shard)
+        self.stats.wanted += len(wanted)
+        self.stats.generated += generated
+        self.stats.cached += len(wanted) - needed
+        self.stats.seconds += time.perf_counter() - start
+        return generated
+
+    def read(self, captions: list[str], seed: int, generations: int, rows: slice | Sequence[int] = slice(None),
+             batch_size: int = 16) -> np.ndarray:
+        """The generations of the queries `rows` (a slice or indices into `captions`), shape (len(rows),
+        generations, H, W, 3) uint8. An image missing or that does not decode (a partial copy of the cache, a
+        full disk: damage from outside mia-checks) is generated again first, in batches of `batch_size`."""
         keys = self._keys(captions, seed, generations)
-        with FileLock(str(self.folder / ".lock")):
-            (self.folder / "settings.json").write_text(json.dumps(self.settings, sort_keys=True, indent=2))
-            wanted = list(dict.fromkeys(key for row in keys for key in row))  # unique, in order
-            todo = [key for key in wanted if not self.path(*key).is_file()]
-            todo += [key for key in wanted if key not in set(todo) and not _decodes(self.path(*key))]
-            self._generate(todo, batch_size, progress)
-        return len(todo)
-
-    def read(self, captions: list[str], seed: int, generations: int, rows) -> np.ndarray:
-        """The generations of the queries `rows` (indices into captions), (len(rows), K, H, W, 3) uint8, from
-        the cache (filled by `ensure`)."""
-        keys = self._keys([captions[i] for i in rows], seed, generations)
-        return np.stack([[_read(self.path(*key)) for key in row] for row in keys])
-
-    def _generate(self, todo: list[tuple[str, int]], batch_size: int, progress: bool) -> None:
-        from PIL import Image
-        from tqdm.auto import tqdm
-
-        # Straight to the terminal: pytest captures sys.stderr while fixtures run.
-        bar = tqdm(total=len(todo), desc="mia-checks: generating", unit="img", file=sys.__stderr__,
-                   disable=not progress or not todo)
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            images = self.target.generate([c for c, _ in batch], [s for _, s in batch])
-            _check_batch(images, len(batch))
-            for (caption, seed), image in zip(batch, images):
-                path = self.path(caption, seed)
-                path.parent.mkdir(exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                with open(tmp, "wb") as f:
-                    Image.fromarray(image).save(f, format="PNG")
-                    f.flush()
-                    os.fsync(f.fileno())
-                tmp.replace(path)  # atomic: readers see the whole image or none
-            bar.update(len(batch))
-        bar.close()
+        picked = keys[rows] if isinstance(rows, slice) else [keys[i] for i in rows]
+        if not picked:
+            return np.zeros((0, generations, 0, 0, 3), np.uint8)
+        wanted = self._wanted(picked)
+        images = {key: _read_or_none(self.path(*key)) for key in wanted}
+        broken = [key for key, image in images.items() if image is None]
+        if broken:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            unreadable = lambda key: _read_or_none(self.path(*key)) is None  # noqa: E731
+            self._fill([broken[i : i + batch_size] for i in range(0, len(broken), batch_size)], unreadable,
+                       Progress("off"), Shard())
+            images.update({key: _read(self.path(*key)) for key in broken})
+        return np.stack([[images[key] for key in row] for row in picked])
 
     def cached(self, captions: list[str], seed: int, generations: int) -> np.ndarray | None:
         """The same array as `generate`, from the cache alone (the target is never called); None when any
@@ -102,13 +255,97 @@ class GenerationCache:
             return None
         return np.stack(images)
 
+    def _fill(self, batches: list[list[Key]], needed: Callable[[Key], bool], progress: Progress,
+              shard: Shard) -> tuple[int, int]:
+        """Generate the `needed` images of `batches`, cooperating with any other process doing the same;
+        returns (images this process generated, images needed when it started)."""
+        from filelock import FileLock, Timeout
+
+        own = range(shard.rank, len(batches), shard.world)
+        order = list(own) + [i for i in reversed(range(len(batches))) if i % shard.world != shard.rank]
+        todo = [sum(map(needed, batch)) for batch in batches]
+        expected = {i: todo[i] for i in own if todo[i]}  # the bar counts this shard's images, plus what it takes over
+        bar = progress.bar(sum(expected.values()), shard)
+        generated, deferred = 0, []
+
+        def claimed(i: int) -> None:  # the batch's lock is held: generate what is still needed
+            nonlocal generated
+            batch = [key for key in batches[i] if needed(key)]  # again: another process may have done it
+            if batch:
+                self._generate_batch(batch)
+                generated += len(batch)
+            bar.total += len(batch) - expected.pop(i, 0)
+            bar.update(len(batch))
+
+        for i in order:
+            if not todo[i] or not any(map(needed, batches[i])):
+                bar.total -= expected.pop(i, 0)
+                continue
+            lock = FileLock(str(self._claim_path(batches[i])))
+            try:
+                lock.acquire(blocking=False)
+            except Timeout:
+                deferred.append((i, lock))  # another process is on it
+                continue
+            try:
+                claimed(i)
+            finally:
+                lock.release()
+        for i, lock in deferred:
+            with lock:  # waits for its holder; generates what a holder that died left undone
+                claimed(i)
+        bar.close()
+        return generated, sum(todo)
+
+    def _generate_batch(self, batch: list[Key]) -> None:
+        from PIL import Image
+
+        images = self.target.generate([c for c, _ in batch], [s for _, s in batch])
+        _check_batch(images, len(batch))
+        for (caption, seed), image in zip(batch, images):
+            path = self.path(caption, seed)
+            path.parent.mkdir(exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                Image.fromarray(image).save(f, format="PNG")
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(path)  # atomic: readers see the whole image or none
+
+    def _claim_path(self, batch: list[Key]) -> Path:
+        digest = hashlib.sha256("\0".join(f"{seed}\0{caption}" for caption, seed in batch).encode()).hexdigest()
+        path = self.folder / ".claims" / f"{digest[:32]}.lock"
+        path.parent.mkdir(exist_ok=True)
+        return path
+
+    def _write_settings(self) -> None:
+        path, text = self.folder / "settings.json", json.dumps(self.settings, sort_keys=True, indent=2)
+        try:
+            if path.read_text() == text:
+                return
+        except OSError:
+            pass
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
     @staticmethod
-    def _keys(captions: list[str], seed: int, generations: int) -> list[list[tuple[str, int]]]:
+    def _keys(captions: list[str], seed: int, generations: int) -> list[list[Key]]:
         return [[(c, query_seed(seed, k, c)) for k in range(generations)] for c in captions]
 
+    @staticmethod
+    def _wanted(keys: list[list[Key]]) -> list[Key]:
+        return list(dict.fromkeys(key for row in keys for key in row))  # unique, in the canonical order
 
-def _decodes(path: Path) -> bool:
-    return _read_or_none(path) is not None
+
+def _complete(path: Path) -> bool:
+    """A whole PNG is there (cheap: its last 12 bytes, not a decode)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-len(PNG_END), os.SEEK_END)
+            return f.read() == PNG_END
+    except OSError:
+        return False
 
 
 def _read_or_none(path: Path) -> np.ndarray | None:

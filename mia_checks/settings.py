@@ -15,6 +15,7 @@ from .errors import MiaUsageError
 from .gate import GATE_METRICS, RULES, GateRule
 
 SHIFT_CHECKS = ("warn", "error", "off")
+PROGRESS_MODES = ("auto", "bar", "log", "off")
 
 
 @dataclass(frozen=True)
@@ -270,3 +271,13 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
     for flag in ("allow-pickle", "autosave", "track"):
         kw[flag.replace("-", "_")] = str(raw.get(flag) or "").lower() in ("1", "true", "yes")
     return AuditSettings(**kw)
+
+
+def parse_progress(raw: str | None) -> str:
+    """--mia-progress: auto (the default; "on" too), bar, log or off. A display option: not in AuditSettings
+    (it changes no result, and a report's settings stay what they were)."""
+    value = str(raw).strip().lower() if raw is not None and str(raw).strip() else "auto"
+    value = "auto" if value == "on" else value
+    if value not in PROGRESS_MODES:
+        raise MiaUsageError(f"--mia-progress: unknown {raw!r}; choose from {', '.join(PROGRESS_MODES)}.")
+    return value

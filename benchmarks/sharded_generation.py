@@ -1,0 +1,103 @@
+"""Sharded generation on CPU: the same images by 1 process with 1 thread against 2 processes with 1 thread
+each, filling fresh generation caches (run by hand).
+
+    python benchmarks/sharded_generation.py [--target sd-null] [--images 256] [--steps 25] [--batch-size 8]
+                                            [--repeats 1]
+
+Each process is a fresh interpreter, as `accelerate launch` or a pytest-xdist worker would be: it loads the
+test-bed pipeline with torch.set_num_threads(1) and calls GenerationCache.ensure for its shard (rank r of w),
+then helps with what is left. Prints, per repeat and as medians:
+- generation: from the first process starting to generate to the last one finishing (loading excluded);
+- end to end: from launching the processes to the last one exiting (interpreter start and loading included);
+and the speed-up of 2 processes over 1 (target ≥ 1.7 on the generation phase), and checks that both caches
+hold the very same files, byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WORKER = """
+import json, sys, time
+import torch
+torch.set_num_threads(1)
+from mia_checks.generation import GenerationCache, Shard
+from mia_checks.targets import GenerationSettings, load_target
+
+target_path, cache, rank, world, images, steps, batch = sys.argv[1:8]
+target = load_target(target_path, GenerationSettings(steps=int(steps), guidance=1.0, device="cpu"))
+words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+styles = ["light", "medium", "heavy"]
+captions = [f"a handwritten {words[i % 10]}, {styles[i // 10 % 3]} ink, upright, wide, written {i}"
+            for i in range(int(images))]
+start = time.time()
+n = GenerationCache(cache, target, {"steps": int(steps)}).ensure(captions, 0, 1, int(batch), progress=False,
+                                                                  shard=Shard(int(rank), int(world)))
+print(json.dumps({"start": start, "end": time.time(), "generated": n}))
+"""
+
+
+def fill(target: Path, cache: Path, world: int, args) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    launched = time.time()
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(target), str(cache), str(rank), str(world),
+                               str(args.images), str(args.steps), str(args.batch_size)],
+                              env=env, stdout=subprocess.PIPE, text=True) for rank in range(world)]
+    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    exited = time.time()
+    if any(p.returncode for p in procs) or sum(o["generated"] for o in outs) != args.images:
+        raise SystemExit(f"a worker failed or images were generated twice: {outs}")
+    return {"generation": max(o["end"] for o in outs) - min(o["start"] for o in outs),
+            "end_to_end": exited - launched, "per_process": [o["generated"] for o in outs]}
+
+
+def files(cache: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(cache)): p.read_bytes() for p in sorted(cache.rglob("*.png"))}
+
+
+def main() -> None:
+    from mia_checks.testbed import ensure_built
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--target", default="sd-null")
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    target = ensure_built([args.target]) / args.target
+    print(f"{args.images} images, {args.steps} steps, batches of {args.batch_size}, {args.target}, CPU, "
+          f"1 thread per process; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    one, two = [], []
+    for repeat in range(args.repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            single = fill(target, Path(tmp) / "one", 1, args)
+            double = fill(target, Path(tmp) / "two", 2, args)
+            same = files(Path(tmp) / "one") == files(Path(tmp) / "two")
+            if not same or len(files(Path(tmp) / "one")) != args.images:
+                raise SystemExit("the two caches differ")
+        one.append(single)
+        two.append(double)
+        print(f"repeat {repeat + 1}: 1 process {single['generation']:.1f} s generating ({single['end_to_end']:.1f} s "
+              f"end to end); 2 processes {double['generation']:.1f} s ({double['end_to_end']:.1f} s), images per "
+              f"process {double['per_process']}; caches identical: {same}")
+    for phase in ("generation", "end_to_end"):
+        a, b = statistics.median(r[phase] for r in one), statistics.median(r[phase] for r in two)
+        print(f"{phase.replace('_', ' ')}: 1 process {a:.1f} s, 2 processes {b:.1f} s, speed-up {a / b:.2f}x"
+              + (" (target >= 1.7)" if phase == "generation" else ""))
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
