@@ -112,7 +112,6 @@ def fill_cache(config) -> int:
     """Generate what the configured gate would generate (target, and shadow model in shadow mode)."""
     from dataclasses import replace
 
-    from .attacks import ATTACKS, BLACK_BOX
     from .errors import MiaUsageError
     from .generation import shard_from_environment
     from .plugin import SESSION_KEY
@@ -124,6 +123,17 @@ def fill_cache(config) -> int:
     shard = shard_from_environment()
     if shard.source == "accelerate" and mia.settings.device == "auto":
         mia.settings = replace(mia.settings, device=launcher_device())
+    try:
+        return _fill(mia, shard)
+    finally:
+        if shard.source == "accelerate":
+            _leave_process_group()
+
+
+def _fill(mia, shard) -> int:
+    from .attacks import ATTACKS, BLACK_BOX
+    from .errors import MiaUsageError
+
     audit = mia.get_audit()
     if not any(ATTACKS[a].access == BLACK_BOX for a in audit.attacks):
         print(f"mia-checks generate: nothing to generate: the attacks that run ({', '.join(audit.attacks)}) read "
@@ -142,6 +152,17 @@ def fill_cache(config) -> int:
               f"{cache.stats.cached} already cached, {cache.stats.wanted} in all, in {cache.stats.seconds:.1f} s; cache "
               f"{cache.folder}", flush=True)
     return 0
+
+
+def _leave_process_group() -> None:
+    """accelerate's PartialState may have joined a torch.distributed process group: leave it cleanly."""
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 — best effort at exit; the cache is complete either way
+        pass
 
 
 def launcher_device() -> str:

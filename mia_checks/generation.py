@@ -61,21 +61,31 @@ class Shard:
         return f"{self.name + ': ' if self.name else ''}shard {self.rank + 1} of {self.world}"
 
 
+# A launcher's process count and rank: torchrun / `accelerate launch` (multi-GPU), MPI (accelerate's multi-CPU).
+LAUNCHER_VARIABLES = (("WORLD_SIZE", "RANK"), ("PMI_SIZE", "PMI_RANK"), ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),
+                      ("MV2_COMM_WORLD_SIZE", "MV2_COMM_WORLD_RANK"))
+
+
 @lru_cache(maxsize=1)
 def shard_from_environment() -> Shard:
-    """The shard of this process: under `accelerate launch` (or any torch.distributed launcher: WORLD_SIZE
-    > 1), accelerate's process index and count; under pytest-xdist, the worker's number and the worker
-    count; else the whole job. accelerate is imported only when a launcher is detected."""
+    """The shard of this process: under `accelerate launch` (or any torch.distributed or MPI launcher: a
+    process count > 1), accelerate's process index and count (the launcher's own variables where accelerate
+    sees no distributed setup, e.g. a multi-GPU launch on a machine without GPUs); under pytest-xdist, the
+    worker's number and the worker count; else the whole job. accelerate is imported only under a launcher."""
     env = os.environ
-    if _int(env.get("WORLD_SIZE")) > 1:
+    launched = next(((_int(env.get(rank)), _int(env.get(size))) for size, rank in LAUNCHER_VARIABLES
+                     if _int(env.get(size)) > 1), None)
+    if launched is not None:
+        rank, world = launched
         try:
             from accelerate import PartialState
 
             state = PartialState()
-            rank, world = state.process_index, state.num_processes
-        except ImportError:  # a torchrun launch without accelerate installed: the launcher's variables
-            rank, world = _int(env.get("RANK")), _int(env.get("WORLD_SIZE"))
-        if world > 1 and 0 <= rank < world:
+            if state.num_processes > 1:
+                rank, world = state.process_index, state.num_processes
+        except ImportError:
+            pass
+        if 0 <= rank < world:
             return Shard(rank, world, f"rank {rank}", "accelerate")
     worker, count = env.get("PYTEST_XDIST_WORKER", ""), _int(env.get("PYTEST_XDIST_WORKER_COUNT"))
     if worker.startswith("gw") and worker[2:].isdigit() and 0 <= int(worker[2:]) < count and count > 1:

@@ -5,6 +5,7 @@ Real processes; the tiny test-bed pipeline or a slow callable."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -182,7 +183,8 @@ def test_read_returns_some_queries_and_regenerates_what_does_not_decode(tmp_path
 
 
 def test_the_shard_comes_from_accelerate_or_xdist(monkeypatch):
-    for name in ("WORLD_SIZE", "RANK", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT"):
+    for name in ("WORLD_SIZE", "RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "PYTEST_XDIST_WORKER",
+                 "PYTEST_XDIST_WORKER_COUNT"):
         monkeypatch.delenv(name, raising=False)
 
     def detect(**variables: str) -> Shard:
@@ -197,9 +199,14 @@ def test_the_shard_comes_from_accelerate_or_xdist(monkeypatch):
     assert detect() == Shard(0, 1)
     assert detect(PYTEST_XDIST_WORKER="gw1", PYTEST_XDIST_WORKER_COUNT="3") == Shard(1, 3, "gw1", "xdist")
     assert Shard(1, 3, "gw1").label == "gw1: shard 2 of 3"
-    # Under a torch.distributed launcher accelerate is asked (here it reads the launcher's variables).
-    monkeypatch.setattr("accelerate.PartialState", lambda: type("S", (), {"process_index": 1, "num_processes": 2}))
+    # Under a launcher accelerate is asked; where it sees no distributed setup, the launcher's variables rule.
+    state = type("State", (), {"process_index": 1, "num_processes": 3})
+    monkeypatch.setattr("accelerate.PartialState", lambda: state)
+    assert detect(WORLD_SIZE="3", RANK="0") == Shard(1, 3, "rank 1", "accelerate")
+    state.process_index, state.num_processes = 0, 1
     assert detect(WORLD_SIZE="2", RANK="1") == Shard(1, 2, "rank 1", "accelerate")
+    monkeypatch.delenv("WORLD_SIZE")
+    assert detect(OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_RANK="1") == Shard(1, 2, "rank 1", "accelerate")
 
 
 def test_progress_in_a_log_is_whole_lines_with_rate(tmp_path):
@@ -256,6 +263,25 @@ def test_mia_checks_generate_fills_the_cache_so_that_the_gate_generates_nothing(
     again = subprocess.run([sys.executable, "-m", "mia_checks.cli", "generate", *args], cwd=pytester.path,
                            capture_output=True, text=True, timeout=600, env=env())
     assert again.returncode == 0 and "0 image(s) generated, 60 already cached" in again.stdout
+
+
+def test_mia_checks_generate_under_accelerate_launch_splits_the_work_between_its_processes(demo_args, tmp_path):
+    """Two processes from `accelerate launch` (its multi-GPU launcher, torchrun), GPUs hidden: accelerate then
+    sees no distributed setup, and the shards come from the launcher's RANK and WORLD_SIZE."""
+    accelerate = Path(sys.executable).with_name("accelerate")
+    if not accelerate.exists():
+        pytest.skip("accelerate's launcher is not installed next to this Python")
+    cache = tmp_path / "cache"
+    run = subprocess.run([str(accelerate), "launch", "--num_processes", "2", "--num_machines", "1", "--multi_gpu",
+                          "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "mia_checks.cli", "generate",
+                          *gate_args(demo_args, cache, "--mia-attacks=II-P", "--mia-device=auto")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env=env(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES=""))  # CPU processes, GPU or not
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    lines = [line for line in run.stdout.splitlines() if line.startswith("mia-checks generate [rank")]
+    assert sorted(line.split("]")[0] for line in lines) == ["mia-checks generate [rank 0: shard 1 of 2",
+                                                            "mia-checks generate [rank 1: shard 2 of 2"]
+    assert sum(int(re.search(r"(\d+) image\(s\) generated", line)[1]) for line in lines) == len(files(cache)) == 60
 
 
 def test_mia_checks_generate_takes_the_gates_options(testbed, tmp_path):
