@@ -10,7 +10,9 @@ then helps with what is left. Prints, per repeat and as medians:
 - generation: from the first process starting to generate to the last one finishing (loading excluded);
 - end to end: from launching the processes to the last one exiting (interpreter start and loading included);
 and the speed-up of 2 processes over 1 (target ≥ 1.7 on the generation phase), and checks that both caches
-hold the very same files, byte for byte.
+hold the very same files, byte for byte. A control comes first: the same comparison for a trivially parallel
+pure-Python loop (no torch, no cache, no lock), the most any way of splitting work can gain on this machine
+as loaded now (on shared cores it can be far below 2).
 """
 
 from __future__ import annotations
@@ -47,6 +49,24 @@ print(json.dumps({"start": start, "end": time.time(), "generated": n}))
 """
 
 
+CONTROL = """
+import json, sys, time
+start = time.time()
+total = 0
+for i in range(int(sys.argv[1])):
+    total += i
+print(json.dumps({"start": start, "end": time.time()}))
+"""
+
+
+def control(world: int, loops: int) -> float:
+    """Wall time of `world` processes each running the same pure-Python loop (work × world)."""
+    procs = [subprocess.Popen([sys.executable, "-c", CONTROL, str(loops)], stdout=subprocess.PIPE, text=True)
+             for _ in range(world)]
+    outs = [json.loads(p.communicate()[0]) for p in procs]
+    return max(o["end"] for o in outs) - min(o["start"] for o in outs)
+
+
 def fill(target: Path, cache: Path, world: int, args) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -79,6 +99,12 @@ def main() -> None:
     target = ensure_built([args.target]) / args.target
     print(f"{args.images} images, {args.steps} steps, batches of {args.batch_size}, {args.target}, CPU, "
           f"1 thread per process; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    ceilings = []
+    for _ in range(3):
+        alone, pair = control(1, 30_000_000), control(2, 30_000_000)
+        ceilings.append(2 * alone / pair)
+    print(f"control: 2 processes do {statistics.median(ceilings):.2f}x the work of 1 in the same time on a trivially "
+          f"parallel pure-Python loop (runs: {', '.join(f'{c:.2f}' for c in ceilings)}): the ceiling here")
     one, two = [], []
     for repeat in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
