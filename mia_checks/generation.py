@@ -202,10 +202,10 @@ class GenerationCache:
 
     def generate(self, captions: list[str], seed: int, generations: int, batch_size: int,
                  progress: bool | str | Progress = True, shard: Shard | None = None) -> np.ndarray:
-        """`generations` images per caption, shape (n_captions, generations, H, W, 3) uint8: `ensure`, then
-        `read` every query."""
+        """`generations` images per caption, shape (n_captions, generations, H, W, 3) uint8 (all in memory:
+        for large audits, `ensure` then `read` a batch of rows at a time)."""
         self.ensure(captions, seed, generations, batch_size, progress, shard)
-        return self.read(captions, seed, generations, slice(None), batch_size)
+        return self.read(captions, seed, generations, slice(None))
 
     def ensure(self, captions: list[str], seed: int, generations: int, batch_size: int,
                progress: bool | str | Progress = True, shard: Shard | None = None) -> int:
@@ -219,8 +219,10 @@ class GenerationCache:
         missing (its holder died: the OS releases a dead process's lock). No lock is held across batches.
 
         Crash-safe: each image is written to a temporary file, flushed to disk and renamed into place, so a
-        process killed mid-write leaves no partial entry; an entry that is not a whole PNG is generated again
-        (one that does not decode is, when read)."""
+        process killed mid-write leaves no partial entry. An entry that is not a whole PNG is generated again
+        with the missing ones; then every entry this process did not write itself is decoded, and one that
+        does not (damage from outside mia-checks: a partial copy of the cache, a full disk) generated again:
+        after `ensure`, `read` finds every image."""
         start = time.perf_counter()
         shard = shard if shard is not None else shard_from_environment()
         self.stats.shard = shard
@@ -229,32 +231,30 @@ class GenerationCache:
         wanted = self._wanted(self._keys(captions, seed, generations))
         batches = [wanted[i : i + batch_size] for i in range(0, len(wanted), batch_size)]
         missing = lambda key: not _complete(self.path(*key))  # noqa: E731
-        generated, needed = self._fill(batches, missing, Progress.of(progress), shard)
-        self.stats.wanted += len(wanted)
-        self.stats.generated += generated
-        self.stats.cached += len(wanted) - needed
-        self.stats.seconds += time.perf_counter() - start
-        return generated
-
-    def read(self, captions: list[str], seed: int, generations: int, rows: slice | Sequence[int] = slice(None),
-             batch_size: int = 16) -> np.ndarray:
-        """The generations of the queries `rows` (a slice or indices into `captions`), shape (len(rows),
-        generations, H, W, 3) uint8. An image missing or that does not decode (a partial copy of the cache, a
-        full disk: damage from outside mia-checks) is generated again first, in batches of `batch_size`."""
-        keys = self._keys(captions, seed, generations)
-        picked = keys[rows] if isinstance(rows, slice) else [keys[i] for i in rows]
-        if not picked:
-            return np.zeros((0, generations, 0, 0, 3), np.uint8)
-        wanted = self._wanted(picked)
-        images = {key: _read_or_none(self.path(*key)) for key in wanted}
-        broken = [key for key, image in images.items() if image is None]
+        written, needed = self._fill(batches, missing, Progress.of(progress), shard)
+        unreadable = lambda key: _read_or_none(self.path(*key)) is None  # noqa: E731
+        broken = [key for key in wanted if key not in written and unreadable(key)]
         if broken:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            unreadable = lambda key: _read_or_none(self.path(*key)) is None  # noqa: E731
-            self._fill([broken[i : i + batch_size] for i in range(0, len(broken), batch_size)], unreadable,
-                       Progress("off"), Shard())
-            images.update({key: _read(self.path(*key)) for key in broken})
-        return np.stack([[images[key] for key in row] for row in picked])
+            repaired, _ = self._fill([broken[i : i + batch_size] for i in range(0, len(broken), batch_size)],
+                                     unreadable, Progress("off"), Shard())
+            written |= repaired
+        self.stats.wanted += len(wanted)
+        self.stats.generated += len(written)
+        self.stats.cached += len(wanted) - needed - len(broken)
+        self.stats.seconds += time.perf_counter() - start
+        return len(written)
+
+    def read(self, captions: list[str], seed: int, generations: int,
+             rows: slice | Sequence[int] = slice(None)) -> np.ndarray:
+        """The generations of the queries `rows` (a slice or indices into `captions`), shape (len(rows),
+        generations, H, W, 3) uint8, from the cache alone (filled by `ensure`; the target is never called): an
+        image missing or that does not decode raises (OSError, SyntaxError or ValueError)."""
+        picked = list(captions[rows]) if isinstance(rows, slice) else [captions[i] for i in rows]
+        keys = self._keys(picked, seed, generations)
+        if not keys:
+            return np.zeros((0, generations, 0, 0, 3), np.uint8)
+        images = {key: _read(self.path(*key)) for key in self._wanted(keys)}
+        return np.stack([[images[key] for key in row] for row in keys])
 
     def cached(self, captions: list[str], seed: int, generations: int) -> np.ndarray | None:
         """The same array as `generate`, from the cache alone (the target is never called); None when any
@@ -266,9 +266,9 @@ class GenerationCache:
         return np.stack(images)
 
     def _fill(self, batches: list[list[Key]], needed: Callable[[Key], bool], progress: Progress,
-              shard: Shard) -> tuple[int, int]:
+              shard: Shard) -> tuple[set[Key], int]:
         """Generate the `needed` images of `batches`, cooperating with any other process doing the same;
-        returns (images this process generated, images needed when it started)."""
+        returns (the images this process generated, how many were needed when it started)."""
         from filelock import FileLock, Timeout
 
         own = range(shard.rank, len(batches), shard.world)
@@ -276,14 +276,14 @@ class GenerationCache:
         todo = [sum(map(needed, batch)) for batch in batches]
         expected = {i: todo[i] for i in own if todo[i]}  # the bar counts this shard's images, plus what it takes over
         bar = progress.bar(sum(expected.values()), shard)
-        generated, deferred = 0, []
+        generated: set[Key] = set()
+        deferred = []
 
         def claimed(i: int) -> None:  # the batch's lock is held: generate what is still needed
-            nonlocal generated
             batch = [key for key in batches[i] if needed(key)]  # again: another process may have done it
             if batch:
                 self._generate_batch(batch)
-                generated += len(batch)
+                generated.update(batch)
             bar.total += len(batch) - expected.pop(i, 0)
             bar.update(len(batch))
 

@@ -168,7 +168,7 @@ def test_a_shard_takes_its_own_batches_first_then_the_rest_from_the_end(tmp_path
     assert log == [["c0", "c1"], ["c2"]] and cache.stats.cached == 3
 
 
-def test_read_returns_some_queries_and_regenerates_what_does_not_decode(tmp_path):
+def test_read_returns_some_queries_from_the_cache_alone_and_ensure_repairs_what_does_not_decode(tmp_path):
     log: list[list[str]] = []
     cache = GenerationCache(tmp_path, counting_target(log), {})
     captions = [f"c{i}" for i in range(5)]
@@ -176,10 +176,19 @@ def test_read_returns_some_queries_and_regenerates_what_does_not_decode(tmp_path
     assert everything.shape == (5, 2, 8, 8, 3)
     assert np.array_equal(cache.read(captions, 3, 2, slice(1, 3)), everything[1:3])
     assert np.array_equal(cache.read(captions, 3, 2, [4, 0]), everything[[4, 0]])
-    path = cache.path(*cache._keys(captions, 3, 2)[4][1])
-    path.write_bytes(b"not a png")
+    # A whole-looking PNG that does not decode (damage from outside): read raises and never generates (a
+    # report reads the cache alone); ensure, which decodes what it did not write, generates it again.
+    path = cache.path(*GenerationCache._keys(captions, 3, 2)[4][1])
+    intact = path.read_bytes()
+    path.write_bytes(intact[:30] + bytes(len(intact) - 42) + intact[-12:])
     log.clear()
-    assert np.array_equal(cache.read(captions, 3, 2, [4]), everything[[4]]) and log == [["c4"]]
+    with pytest.raises((OSError, SyntaxError, ValueError)):
+        cache.read(captions, 3, 2, [4])
+    assert log == [] and cache.ensure(captions, 3, 2, 4, progress=False, shard=Shard()) == 1 and log == [["c4"]]
+    assert np.array_equal(cache.read(captions, 3, 2, [4]), everything[[4]])
+    path.unlink()
+    with pytest.raises(OSError):
+        cache.read(captions, 3, 2, range(5))
 
 
 def test_the_shard_comes_from_accelerate_or_xdist(monkeypatch):
