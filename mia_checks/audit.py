@@ -6,7 +6,6 @@ the generation cache, features are shared by all attacks, and each attack's resu
 
 from __future__ import annotations
 
-import json
 import platform
 from contextlib import contextmanager
 from dataclasses import dataclass, replace

@@ -341,19 +341,20 @@ def build_modules():
 
 
 def make_encoder(state: dict, path: Path):
-    vocab, width = _shape(state, "embed_tokens.weight", path)
-    positions = _shape(state, "embed_positions.weight", path)[0]
-    hidden = _shape(state, "layers.0.glu.fc0.weight", path)[0]
-    _check_width(width, path)
-    return build_modules()["Encoder"](vocab, positions, width, hidden, _count(state, "layers"))
+    return _make_bart_half("Encoder", state, path)
 
 
 def make_decoder(state: dict, path: Path):
+    return _make_bart_half("Decoder", state, path)
+
+
+def _make_bart_half(kind: str, state: dict, path: Path):
+    """DALL·E's BART encoder or decoder, sized from its state dict."""
     vocab, width = _shape(state, "embed_tokens.weight", path)
     positions = _shape(state, "embed_positions.weight", path)[0]
     hidden = _shape(state, "layers.0.glu.fc0.weight", path)[0]
     _check_width(width, path)
-    return build_modules()["Decoder"](vocab, positions, width, hidden, _count(state, "layers"))
+    return build_modules()[kind](vocab, positions, width, hidden, _count(state, "layers"))
 
 
 def make_detokenizer(state: dict, path: Path):

@@ -50,3 +50,19 @@ def leaky_callable(pytester, testbed: Path) -> str:
             return _pipe(prompts, num_inference_steps=25, guidance_scale=1.0, generator=gens, output_type="np").images
     """)
     return "hosted_model:generate"
+
+
+@pytest.fixture
+def dimmed_nonmembers(testbed: Path, tmp_path: Path) -> Path:
+    """Non-members from another distribution: the same digits with ink at 60% brightness."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    source, folder = testbed / "data" / "nonmembers", tmp_path / "dimmed"
+    folder.mkdir()
+    shutil.copy(source / "metadata.jsonl", folder)
+    for png in source.glob("*.png"):
+        Image.fromarray((np.asarray(Image.open(png)) * 0.6).astype(np.uint8)).save(folder / png.name)
+    return folder

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,20 +246,6 @@ def test_blank_generations_are_an_error_not_a_pass(pytester, demo_args):
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*II-P: cannot measure: the target generated a blank (constant) image*"])
     assert result.ret != 0
-
-
-@pytest.fixture
-def dimmed_nonmembers(testbed, tmp_path):
-    """Non-members from another distribution: the same digits with ink at 60% brightness."""
-    import numpy as np
-    from PIL import Image
-
-    source, folder = testbed / "data" / "nonmembers", tmp_path / "dimmed"
-    folder.mkdir()
-    shutil.copy(source / "metadata.jsonl", folder)
-    for png in source.glob("*.png"):
-        Image.fromarray((np.asarray(Image.open(png)) * 0.6).astype(np.uint8)).save(folder / png.name)
-    return folder
 
 
 def test_distribution_shift_warns_loudly_and_can_be_an_error(pytester, demo_args, dimmed_nonmembers):

@@ -4,12 +4,9 @@ measurement failure is never reported as "could not measure"."""
 
 from __future__ import annotations
 
-import shutil
 import xml.etree.ElementTree as ET
 
-import numpy as np
 import pytest
-from PIL import Image
 
 
 def _testcases(path) -> dict[str, ET.Element]:
@@ -51,17 +48,6 @@ def test_null_target_passes_under_w_error_without_junit(pytester, demo_args):
     result = pytester.runpytest(*demo_args("sd-null"), "--mia-attacks=II-P")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["PASS: 0 of 1 attacks leak beyond the threshold"])
-
-
-@pytest.fixture
-def dimmed_nonmembers(testbed, tmp_path):
-    """Non-members from another distribution: the same digits with ink at 60% brightness."""
-    source, folder = testbed / "data" / "nonmembers", tmp_path / "dimmed"
-    folder.mkdir()
-    shutil.copy(source / "metadata.jsonl", folder)
-    for png in source.glob("*.png"):
-        Image.fromarray((np.asarray(Image.open(png)) * 0.6).astype(np.uint8)).save(folder / png.name)
-    return folder
 
 
 def test_our_warnings_follow_the_users_filters_and_are_not_called_unmeasurable(pytester, demo_args,

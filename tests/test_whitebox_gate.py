@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 
 WHITE_BOX = ["loss", "SimA", "PIA", "SecMI", "CLiD"]
@@ -33,9 +32,8 @@ def test_white_box_attacks_pass_the_model_that_never_saw_either_set(pytester, de
 
 def test_white_box_scores_are_cached_and_options_change_the_key(pytester, demo_args):
     first = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=PIA", "--mia-json=a.json")
-    again = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=PIA", "--mia-json=b.json")
-    other = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=PIA", "--mia-pia-timestep=300",
-                               "--mia-json=c.json")
+    pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=PIA", "--mia-json=b.json")
+    pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=PIA", "--mia-pia-timestep=300", "--mia-json=c.json")
     first.assert_outcomes(failed=1)
     a, b, c = (json.loads((pytester.path / f).read_text()) for f in ("a.json", "b.json", "c.json"))
     assert a["results"][0]["scores"] == b["results"][0]["scores"] != c["results"][0]["scores"]

@@ -16,12 +16,11 @@ and reproduces the recipe at test-bed scale:
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from .train import denoising_step
 
 FT_SIZES = {"ft_members": 128, "ft_nonmembers": 128, "ft_null": 128}
 FT_SEED = 2023
@@ -82,14 +81,7 @@ def train_minibatch(unet, text_encoder, latents: torch.Tensor, input_ids: torch.
         if flipped is not None:
             flip = torch.rand(len(idx), generator=rng) < 0.5
             x = torch.where(flip[:, None, None, None], flipped[idx], x)
-        noise = torch.randn(x.shape, generator=rng)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(idx),), generator=rng)
-        with torch.set_grad_enabled(train_text_encoder):
-            hidden = text_encoder(input_ids[idx])[0]
-        loss = F.mse_loss(unet(scheduler.add_noise(x, noise, t), t, encoder_hidden_states=hidden).sample, noise)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        denoising_step(unet, text_encoder, scheduler, optimizer, x, input_ids[idx], rng, train_text_encoder)
         if on_step is not None:
             on_step(step)
     unet.eval()

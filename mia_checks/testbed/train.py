@@ -18,6 +18,20 @@ def to_model_range(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
+def denoising_step(unet, text_encoder, scheduler, optimizer, x: torch.Tensor, input_ids: torch.Tensor,
+                   rng: torch.Generator, train_text_encoder: bool = True) -> None:
+    """One optimiser step of the denoising objective ‖ε_θ(x_t, t, c) − ε‖²: ε, then t ~ U{0, …, T−1}, drawn
+    from rng in that order (the built artifacts depend on it)."""
+    noise = torch.randn(x.shape, generator=rng)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x),), generator=rng)
+    with torch.set_grad_enabled(train_text_encoder):
+        hidden = text_encoder(input_ids)[0]
+    loss = F.mse_loss(unet(scheduler.add_noise(x, noise, t), t, encoder_hidden_states=hidden).sample, noise)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
 def train_vae(images: np.ndarray, steps: int, seed: int, batch_size: int = 32, lr: float = 2e-3):
     """Train the tiny AutoencoderKL on images; sets scaling_factor to 1 / std of the latents."""
     from .components import make_vae
@@ -89,14 +103,7 @@ def train_denoiser(
     unet.train()
     text_encoder.train()
     for step in range(1, steps + 1):
-        noise = torch.randn(latents.shape, generator=rng)
-        t = torch.randint(0, scheduler.config.num_train_timesteps, (len(latents),), generator=rng)
-        noisy = scheduler.add_noise(latents, noise, t)
-        hidden = text_encoder(input_ids)[0]
-        loss = F.mse_loss(unet(noisy, t, encoder_hidden_states=hidden).sample, noise)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        denoising_step(unet, text_encoder, scheduler, optimizer, latents, input_ids, rng)
         if on_step is not None:
             on_step(step)
     unet.eval()
