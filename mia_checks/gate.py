@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from . import metrics
 from .results import AttackResult
 
 GATE_METRICS = ("accuracy", "auc", "tpr@1%fpr", "advantage")
@@ -92,7 +91,7 @@ def lower_bound(result: AttackResult, metric: str, level: float, seed: int = 0) 
     if metric == "accuracy":
         return cp_low(round(result.accuracy.value * n), n, level)
     if metric == "auc":
-        return metrics.auc_lower_bound(result.oof.labels, result.oof.scores, level)
+        return result.oof.auc_lower_bound(level)
     if metric == "tpr@1%fpr":
         return cp_low(round(result.tpr_at_1pct_fpr * result.members), result.members, level)
     fpr_high = 1.0 - cp_low(result.nonmembers - result.false_positives, result.nonmembers, level / 2)

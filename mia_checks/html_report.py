@@ -48,7 +48,8 @@ def _pyplot():
 
 
 def roc_svg(record: dict) -> str:
-    """ROC curve of one attack's out-of-fold scores: linear axes, and log FPR (where low-FPR leakage shows)."""
+    """ROC curve of one attack's out-of-fold scores: linear axes, and log FPR (where low-FPR leakage shows).
+    The curve pools the folds; the AUC in its legend is the run's, compared within folds where it has them."""
     from sklearn.metrics import roc_curve
 
     plt = _pyplot()
@@ -56,8 +57,9 @@ def roc_svg(record: dict) -> str:
     fpr, tpr, _ = roc_curve(labels, scores)
     fig, (linear, log) = plt.subplots(1, 2, figsize=(7.2, 3.2))
     floor = 1 / (2 * max(record["nonmembers"], 1))  # FPR 0 cannot sit on a log axis: draw it at half a step
+    legend = f"AUC {record['auc']['value']:.3f}" + (" (within folds)" if record.get("auc_within_folds") else "")
     for ax, x in ((linear, fpr), (log, np.maximum(fpr, floor))):
-        ax.plot(x, tpr, color=MEMBER, lw=1.8, drawstyle="steps-post", label=f"AUC {record['auc']['value']:.3f}")
+        ax.plot(x, tpr, color=MEMBER, lw=1.8, drawstyle="steps-post", label=legend)
         chance = np.logspace(np.log10(floor), 0, 50) if ax is log else np.linspace(0, 1, 2)
         ax.plot(chance, chance, color="grey", lw=1, ls="--", label="chance")
         ax.set_xlabel("false-positive rate" + (" (log)" if ax is log else ""))

@@ -70,40 +70,76 @@ def proportion(successes: int, trials: int, confidence: float = 0.95) -> Estimat
     return Estimate(successes / trials, *clopper_pearson(successes, trials, confidence))
 
 
-def auc_delong(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
-    """AUC and DeLong's estimate of its variance (DeLong et al. 1988), from mid-ranks in O(n log n).
-
-    With V10_i = P̂(member i outscores a non-member) and V01_j = P̂(a member outscores non-member j),
-    AUC = mean V10 = mean V01 and Var(AUC) = s²(V10)/m + s²(V01)/n (m members, n non-members)."""
+def _placements(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's placements: V10_i = P̂(member i outscores a non-member), V01_j = P̂(a member outscores
+    non-member j), ties ½, from mid-ranks in O(n log n)."""
     from scipy.stats import rankdata
 
-    y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=float)
     pos, neg = scores[y_true == 1], scores[y_true == 0]
     m, n = len(pos), len(neg)
     combined = rankdata(np.r_[pos, neg])
-    v10 = (combined[:m] - rankdata(pos)) / n
-    v01 = 1.0 - (combined[m:] - rankdata(neg)) / m
-    auc = float(v10.mean())
-    variance = float(v10.var(ddof=1) / m + v01.var(ddof=1) / n) if m > 1 and n > 1 else float("nan")
-    return auc, variance
+    return (combined[:m] - rankdata(pos)) / n, 1.0 - (combined[m:] - rankdata(neg)) / m
 
 
-def auc_interval(y_true: np.ndarray, scores: np.ndarray, confidence: float = 0.95) -> Estimate:
-    """AUC with DeLong's normal interval AUC ± z·√Var, clipped to [0, 1]: rank-based, so it uses every
-    score rather than one decision cut, and it costs O(n log n) at any n."""
+def auc_delong(y_true: np.ndarray, scores: np.ndarray, strata: np.ndarray | None = None) -> tuple[float, float]:
+    """AUC and DeLong's estimate of its variance (DeLong et al. 1988), from mid-ranks in O(n log n).
+
+    With V10_i = P̂(member i outscores a non-member) and V01_j = P̂(a member outscores non-member j),
+    AUC = mean V10 = mean V01 and Var(AUC) = s²(V10)/m + s²(V01)/n (m members, n non-members).
+
+    With `strata` (one label per query: the cross-validation fold that scored it), only pairs within a
+    stratum are compared: AUC = Σ_s w_s·AUC_s, w_s = m_s·n_s / Σ m·n (the Mann–Whitney statistic over
+    within-fold pairs), Var = Σ_s w_s²·(s²(V10)/m_s + s²(V01)/n_s), the placements' variances pooled over
+    the strata (each about their own stratum's mean). One stratum is plain DeLong. Why: scores from
+    different folds come from different models, and comparing them biases a null AUC below ½
+    (protocol.cross_validate)."""
+    y_true, scores = np.asarray(y_true), np.asarray(scores, dtype=float)
+    strata = np.zeros(len(y_true), dtype=int) if strata is None else np.asarray(strata)
+    parts = []  # (m_s, n_s, AUC_s, squared deviations of V10, of V01)
+    for stratum in np.unique(strata):
+        y, x = y_true[strata == stratum], scores[strata == stratum]
+        m, n = int((y == 1).sum()), int((y == 0).sum())
+        if m and n:
+            v10, v01 = _placements(y, x)
+            parts.append((m, n, float(v10.mean()), ((v10 - v10.mean()) ** 2).sum(), ((v01 - v01.mean()) ** 2).sum()))
+    if not parts:
+        return float("nan"), float("nan")
+    m, n, aucs, ss10, ss01 = map(np.array, zip(*parts))
+    weights = m * n / (m * n).sum()
+    auc = float((weights * aucs).sum())
+    if (m - 1).sum() < 1 or (n - 1).sum() < 1:
+        return auc, float("nan")
+    var10, var01 = ss10.sum() / (m - 1).sum(), ss01.sum() / (n - 1).sum()
+    return auc, float((weights**2 * (var10 / m + var01 / n)).sum())
+
+
+def auc_interval(y_true: np.ndarray, scores: np.ndarray, confidence: float = 0.95, variance_factor: float = 1.0,
+                 strata: np.ndarray | None = None, skewness: float = 0.0) -> Estimate:
+    """AUC with DeLong's normal interval AUC ± z·σ, σ = √(factor·Var), clipped to [0, 1]: rank-based, so it
+    uses every score rather than one decision cut, and it costs O(n log n) at any n.
+
+    For cross-validated scores (protocol.cross_validate) `strata` are the folds, `variance_factor` > 1 —
+    such scores are not independent given one model, as DeLong assumes — and `skewness` < 0: the AUC's
+    distribution has a longer lower tail, so the upper end moves out by |skewness|·(z² − 1)/6·σ (the
+    Cornish–Fisher term; a positive skewness moves the lower end). The other end stays at z·σ."""
     from scipy.stats import norm
 
-    auc, variance = auc_delong(y_true, scores)
-    half = float(norm.ppf(1 - (1 - confidence) / 2)) * math.sqrt(max(variance, 0.0))
-    return Estimate(auc, max(0.0, auc - half), min(1.0, auc + half))
+    auc, variance = auc_delong(y_true, scores, strata)
+    z = float(norm.ppf(1 - (1 - confidence) / 2))
+    sigma = math.sqrt(variance_factor * max(variance, 0.0))
+    extra = abs(skewness) * (z * z - 1) / 6 * sigma
+    low, high = auc - z * sigma - (extra if skewness > 0 else 0.0), auc + z * sigma + (extra if skewness < 0 else 0.0)
+    return Estimate(auc, max(0.0, low), min(1.0, high))
 
 
-def auc_lower_bound(y_true: np.ndarray, scores: np.ndarray, level: float) -> float:
-    """One-sided lower confidence bound of the AUC at error level `level`: AUC − z₁₋ₗₑᵥₑₗ·√Var (DeLong)."""
+def auc_lower_bound(y_true: np.ndarray, scores: np.ndarray, level: float, variance_factor: float = 1.0,
+                    strata: np.ndarray | None = None) -> float:
+    """One-sided lower confidence bound of the AUC at error level `level`: AUC − z₁₋ₗₑᵥₑₗ·√(factor·Var)
+    (DeLong; `variance_factor` and `strata` as in auc_interval)."""
     from scipy.stats import norm
 
-    auc, variance = auc_delong(y_true, scores)
-    return max(0.0, auc - float(norm.ppf(1 - level)) * math.sqrt(max(variance, 0.0)))
+    auc, variance = auc_delong(y_true, scores, strata)
+    return max(0.0, auc - float(norm.ppf(1 - level)) * math.sqrt(variance_factor * max(variance, 0.0)))
 
 
 BOOTSTRAP_METRICS = ("accuracy", "auc", "advantage")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -34,6 +34,12 @@ class AttackResult:
         out = {k: v for k, v in asdict(self).items() if k != "oof"}
         out["labels"] = self.oof.labels.astype(int).tolist()
         out["scores"] = [round(float(s), 6) for s in self.oof.scores]
+        # How the AUC and its interval were read from the scores (protocol.OutOfFold).
+        if self.oof.folds is not None:
+            out["folds"] = self.oof.folds.astype(int).tolist()
+        out["auc_within_folds"] = bool(self.oof.auc_within_folds)
+        out["auc_variance_factor"] = float(self.oof.auc_variance_factor)
+        out["auc_skewness"] = float(self.oof.auc_skewness)
         return _nan_to_none(out)
 
 
@@ -64,12 +70,12 @@ def evaluate(attack: str, intuition: str, protocol: str, oof: OutOfFold, confide
         members=pos,
         nonmembers=neg,
         accuracy=metrics.proportion(correct, len(y), confidence),
-        auc=metrics.auc_interval(y, oof.scores, confidence),
+        auc=oof.auc_interval(confidence),
         tpr_at_1pct_fpr=metrics.tpr_at_fpr(y, oof.scores, 0.01),
         tpr_at_01pct_fpr=metrics.tpr_at_fpr(y, oof.scores, 0.001),
         advantage=adv,
         epsilon_lower_bound=metrics.epsilon_lower_bound(fp, neg, pos - tp, pos, alpha=1 - confidence, delta=delta),
         true_positives=tp,
         false_positives=fp,
-        oof=OutOfFold(np.asarray(y), np.asarray(oof.scores), np.asarray(decisions)),
+        oof=replace(oof, labels=np.asarray(y), scores=np.asarray(oof.scores), decisions=np.asarray(decisions)),
     )

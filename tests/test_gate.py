@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mia_checks import metrics
 from mia_checks.gate import GateRule, UnmeasurableError, decide
 from mia_checks.protocol import OutOfFold
 from mia_checks.results import evaluate
@@ -61,3 +62,21 @@ def test_bound_rule_false_alarm_rate_under_the_null_is_at_most_alpha():
         results = [result_from(rng.random(64), labels, a) for a in ("I-P", "I-S", "II-P", "II-S", "III", "IV")]
         failures += any(decide(r, gate).leaks for r in results)
     assert failures / 400 <= 0.09
+
+
+def test_the_auc_bound_reads_the_protocol_s_variance_factor_and_folds():
+    """Cross-validated scores carry how their AUC is read (protocol.OutOfFold): the gate's bound widens
+    with the variance factor and compares within folds when told to."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.ones(32, int), np.zeros(32, int)]
+    scores = 1 / (1 + np.exp(-(rng.normal(size=64) + 1.5 * labels)))
+    plain = OutOfFold(labels, scores, (scores >= 0.5).astype(int), folds=np.arange(64) % 4)
+    doubled = replace(plain, auc_variance_factor=2.0)
+    gate = GateRule(rule="bound")
+    lows = [decide(evaluate("II-P", "r", "partial-knowledge", oof), gate).statistic for oof in (plain, doubled)]
+    value = evaluate("II-P", "r", "partial-knowledge", plain).auc.value
+    assert value - lows[1] == pytest.approx(np.sqrt(2) * (value - lows[0]))
+    within = evaluate("II-P", "r", "partial-knowledge", replace(plain, auc_within_folds=True))
+    assert within.auc.value == pytest.approx(metrics.auc_delong(labels, scores, np.arange(64) % 4)[0])

@@ -109,3 +109,35 @@ def test_auc_lower_bound_false_alarm_rate_under_the_null_is_at_most_its_level():
     # draws (measured 77% of 200)
     shifted = np.mean([metrics.auc_lower_bound(y, s + y, 0.05 / 11) > 0.55 for s in draws[:200]])
     assert shifted > 0.6, shifted
+
+
+def test_auc_within_strata_is_the_pair_weighted_mean_of_the_strata_and_one_stratum_is_plain_delong():
+    rng = np.random.default_rng(5)
+    y = np.r_[np.ones(30, int), np.zeros(30, int)]
+    s = rng.normal(size=60) + 0.5 * y
+    strata = rng.integers(0, 3, 60)
+    auc, variance = metrics.auc_delong(y, s, strata)
+    pairs = [(y[strata == k].sum() * (strata == k).sum() - y[strata == k].sum() ** 2) for k in range(3)]
+    per_stratum = [roc_auc_score(y[strata == k], s[strata == k]) for k in range(3)]
+    assert auc == pytest.approx(np.dot(pairs, per_stratum) / sum(pairs))
+    assert 0 < variance < 1
+    assert metrics.auc_delong(y, s, np.zeros(60, int)) == metrics.auc_delong(y, s)
+    # Scores shifted stratum by stratum leave the within-strata AUC alone (not the pooled one).
+    shifted = s + 10 * strata
+    assert metrics.auc_delong(y, shifted, strata) == pytest.approx((auc, variance))
+    assert metrics.auc_delong(y, shifted)[0] != pytest.approx(auc)
+
+
+def test_auc_interval_variance_factor_widens_both_ends_and_negative_skewness_only_the_upper_one():
+    rng = np.random.default_rng(6)
+    y = np.r_[np.ones(40, int), np.zeros(40, int)]
+    s = rng.normal(size=80) + 0.3 * y
+    plain = metrics.auc_interval(y, s)
+    doubled = metrics.auc_interval(y, s, variance_factor=2.0)
+    assert doubled.value - doubled.low == pytest.approx(math.sqrt(2) * (plain.value - plain.low))
+    assert doubled.high - doubled.value == pytest.approx(math.sqrt(2) * (plain.high - plain.value))
+    skewed = metrics.auc_interval(y, s, variance_factor=2.0, skewness=-0.4)
+    sigma = (doubled.value - doubled.low) / 1.959964
+    assert skewed.low == pytest.approx(doubled.low)
+    assert skewed.high - doubled.high == pytest.approx(0.4 * (1.959964**2 - 1) / 6 * sigma)
+    assert metrics.auc_lower_bound(y, s, 0.01, variance_factor=2.0) < metrics.auc_lower_bound(y, s, 0.01)

@@ -75,6 +75,10 @@ class ScoreThreshold:
     signal keeps the published direction: flipping on noise would pull the pooled AUC below chance. predict_proba = sigmoid((s − cut) / σ), σ the training
     scores' spread, so that p ≥ ½ exactly when s ≥ cut and the ranking of queries is the score's own."""
 
+    # Ranks by the fixed score s; only its direction and cut are learnt: the cross-validated AUC keeps
+    # DeLong's variance (protocol.cross_validate).
+    ranking_learnt = 0.0
+
     def __init__(self, seed: int = 0):
         self.seed, self.sign = seed, 1.0
 

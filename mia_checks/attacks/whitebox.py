@@ -146,6 +146,9 @@ class CLiDThreshold:
     training folds (the AUC of −s, then the most accurate cut); lower s = member."""
 
     ALPHAS = np.round(np.linspace(0, 1, 11), 1)
+    # Picks one of 11 fixed mixtures of two scores on the training folds: a small learnt part of the
+    # ranking (protocol.cross_validate; benchmarks/cv_null_bias.py measures it).
+    ranking_learnt = 0.2
 
     def __init__(self, seed: int = 0):
         self.seed = seed

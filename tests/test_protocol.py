@@ -1,0 +1,119 @@
+"""The partial-knowledge protocol on null data: pooled out-of-fold AUC centred on chance, with an interval
+of the right width (benchmarks/cv_null_bias.py measures the same at scale, for every attack model)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mia_checks.attacks.base import ScoreThreshold, logistic, mlp
+from mia_checks.metrics import auc_delong, roc_auc
+from mia_checks.protocol import cross_validate, known_part, paired_folds
+from mia_checks.results import evaluate
+
+
+def balanced(n: int) -> np.ndarray:
+    return np.r_[np.ones(n, int), np.zeros(n, int)]
+
+
+def test_paired_folds_hold_as_many_members_as_nonmembers_in_every_fold():
+    labels = balanced(32)  # 32 + 32 in 5 folds: StratifiedKFold gives test folds of 7 + 6
+    folds = paired_folds(labels, 5, seed=4)
+    tests = np.concatenate([test for _, test in folds])
+    assert np.array_equal(np.sort(tests), np.arange(64))  # a partition
+    for train, test in folds:
+        assert labels[test].sum() * 2 == len(test) and labels[train].sum() * 2 == len(train)
+        assert not set(train) & set(test)
+    again = paired_folds(labels, 5, seed=4)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again))  # seeded
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, paired_folds(labels, 5, seed=5)))
+
+
+def test_a_model_that_learns_only_the_base_rate_scores_exactly_chance():
+    """The pessimistic bias of pooled cross-validated AUC at no signal, in its purest form: a model that
+    predicts its training folds' member rate. StratifiedKFold's 7 + 6 test folds leave 25 + 26 to train on,
+    so the folds with fewer members score higher: pooled AUC 0.463 for every seed (the old protocol). Paired
+    folds leave nothing to lean on."""
+    from sklearn.dummy import DummyClassifier
+
+    labels = balanced(32)
+    for seed in range(3):
+        oof = cross_validate(lambda s: DummyClassifier(strategy="prior"), np.zeros((64, 1)), labels, 5, seed)
+        assert roc_auc(labels, oof.scores) == 0.5
+
+
+def test_known_part_keeps_balanced_training_folds_balanced_and_sets_the_variance_factor():
+    labels = balanced(32)
+    for train, _ in paired_folds(labels, 5, seed=0):
+        kept = known_part(train, labels, 0.3, seed=1)  # 19 of 64 asked: 10 + 10 or 9 + 9
+        assert labels[kept].sum() * 2 == len(kept) and abs(len(kept) - 19) <= 1
+    x = np.random.default_rng(0).normal(size=(64, 4))
+    full = cross_validate(logistic, x, labels, 5, seed=0)
+    part = cross_validate(logistic, x, labels, 5, seed=0, known_fraction=0.25)
+    assert full.auc_variance_factor == 2.0 and full.auc_within_folds and full.auc_skewness < 0
+    assert 1.3 < part.auc_variance_factor < 1.33  # 1 + 16/51 or 16/52: q, the share of the training folds kept
+    assert cross_validate(mlp, x, labels, 5, seed=0).auc_variance_factor == 2.0
+    # A model that ranks by a fixed score learns no ranking: all pairs, DeLong's variance as is.
+    fixed = cross_validate(ScoreThreshold, x, labels, 5, seed=0)
+    assert (fixed.auc_variance_factor, fixed.auc_within_folds, fixed.auc_skewness) == (1.0, False, 0.0)
+    assert np.array_equal(np.sort(np.unique(fixed.folds)), np.arange(5))
+
+
+class Centroid:
+    """The simplest attack model that learns a ranking from labels: score = x · (mean of training members −
+    mean of training non-members), centred between the two means; predict_proba = sigmoid(score)."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Centroid:
+        members, nonmembers = x[y == 1].mean(0), x[y == 0].mean(0)
+        self.w, self.c = members - nonmembers, (members + nonmembers) @ (members - nonmembers) / 2
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        p = 1 / (1 + np.exp(-(x @ self.w - self.c)))
+        return np.stack([1 - p, p], axis=1)
+
+
+def null_runs(model, runs: int, d: int, n: int = 32):
+    """(labels, OutOfFold) of `runs` seeded null runs: noise features, n + n queries, 5 folds."""
+    labels = balanced(n)
+    for seed in range(runs):
+        x = np.random.default_rng(seed).normal(size=(2 * n, d))
+        yield labels, cross_validate(model, x, labels, 5, seed=seed)
+
+
+def test_null_auc_is_centred_on_chance():
+    """2,000 seeded null runs of a learnt linear model on 2 noise features, 32 + 32: the mean AUC's standard
+    error is about 0.0023, so |mean − ½| < 0.0075 (3.3 SE) has a false-alarm rate of about 0.1%.
+
+    Pooling out-of-fold scores biases a null AUC low even with balanced folds: i and j in different folds
+    each train the other's model, so each score carries the other's label against it (j's as a non-member
+    in i's score, i's as a member in j's), and the shared training folds separate them least when they are
+    alike — when that pull is strongest. Pooled, this gives 0.4855 (−6 SE; measured over 4,000 runs); the
+    protocol's within-fold AUC, 0.4990."""
+    aucs = [auc_delong(labels, oof.scores, oof.auc_strata)[0] for labels, oof in null_runs(Centroid, 2000, d=2)]
+    assert abs(np.mean(aucs) - 0.5) < 0.0075, np.mean(aucs)
+
+
+def test_null_auc_interval_has_the_width_of_the_auc_spread():
+    """100 seeded null runs, logistic regression (II-P's model) on 16 noise features, 32 + 32, 5 folds.
+
+    With z = (AUC − ½) / (the 95% interval's half-width / 1.96), mean z² estimates (the AUC's variance) /
+    (the interval's variance): 1 for an interval of the right width. Its spread over seed sets is about
+    0.15 (√2 / √100, χ²₁), so mean z² < 1.5 has a false-alarm rate below 0.1%. The old protocol
+    (StratifiedKFold, pooled scores, DeLong's variance as is) gives 2.50 on these seeds — the AUC varies
+    twice as much as its interval says — and 10 of 100 intervals lie wholly below ½. At most 8 are
+    allowed: 2.5% expected, a binomial tail of 0.1% at 3%."""
+    from threadpoolctl import threadpool_limits
+
+    z2, below = [], 0
+    logistic(0).fit(np.eye(4), [0, 1, 0, 1])  # loads the BLAS libraries that threadpool_limits then holds
+    with threadpool_limits(1):  # 500 small fits: more threads only contend (13× slower on 2 busy cores)
+        for labels, oof in null_runs(logistic, 100, d=16):
+            estimate = evaluate("sim", "null", "partial-knowledge", oof).auc  # the reported AUC and interval
+            sd = (estimate.value - estimate.low) / 1.96  # the lower end: the upper allows for skew
+            z2.append(((estimate.value - 0.5) / sd) ** 2)
+            below += estimate.high < 0.5
+    assert np.mean(z2) < 1.5, np.mean(z2)
+    assert below <= 8, below
