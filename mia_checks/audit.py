@@ -95,8 +95,8 @@ class Audit:
 
         s = self.settings
         with loading(f"the captioner {s.captioner}"):
-            return caption_queries(s.captioner, self.query_images,
-                                   list(self.members.hashes) + list(self.nonmembers.hashes), s.cache_root(),
+            queries = self.query_images
+            return caption_queries(s.captioner, queries, list(queries.hashes), s.cache_root(),
                                    resolve_device(s.device), s.allow_pickle)
 
     @cached_property
@@ -190,8 +190,8 @@ class Audit:
         scores = WhiteBoxScores(s.cache_root(), self.target.identity, attack.id,
                                 attack.probe_for(self.target.whitebox_kind), s.whitebox, s.seed,
                                 self.generation_settings.device.split(":")[0])
-        hashes = list(self.members.hashes) + list(self.nonmembers.hashes)
-        return scores.compute(self.query_images, hashes, self.captions, lambda: self.whitebox_access, s.batch_size)
+        queries = self.query_images
+        return scores.compute(queries, list(queries.hashes), self.captions, lambda: self.whitebox_access, s.batch_size)
 
     def denoiser_calls(self, attack_id: str) -> int:
         """Cost per query image in model calls (UNet, or transformer for token models): a white-box probe's,

@@ -256,15 +256,6 @@ class GenerationCache:
         images = {key: _read(self.path(*key)) for key in self._wanted(keys)}
         return np.stack([[images[key] for key in row] for row in keys])
 
-    def cached(self, captions: list[str], seed: int, generations: int) -> np.ndarray | None:
-        """The same array as `generate`, from the cache alone (the target is never called); None when any
-        image is missing."""
-        keys = self._keys(captions, seed, generations)
-        images = [[_read_or_none(self.path(*key)) for key in row] for row in keys]
-        if any(image is None for row in images for image in row):
-            return None
-        return np.stack(images)
-
     def _fill(self, batches: list[list[Key]], needed: Callable[[Key], bool], progress: Progress,
               shard: Shard) -> tuple[set[Key], int]:
         """Generate the `needed` images of `batches`, cooperating with any other process doing the same;

@@ -97,7 +97,21 @@ def amused_loss(pipeline, images_uint8: np.ndarray, captions: list[str], seed: i
     return torch.stack(per_mask, 1).mean(1)
 
 
-class NextTokenAccess:
+class _TokenAccess:
+    """What both token accesses share: the image-size check and the batch a probe measures (images, captions
+    and the seed of aMUSEd's masks; no noise is drawn, so the image hashes are not needed)."""
+
+    name: str
+    image_size: int
+
+    def check_images(self, images: list[np.ndarray], what: str) -> None:
+        check_image_size(images, self.image_size, self.name, what)
+
+    def query_batch(self, images: np.ndarray, captions: list[str], hashes: list[str], seed: int) -> TokenBatch:
+        return TokenBatch(images, list(captions), seed)
+
+
+class NextTokenAccess(_TokenAccess):
     """White-box access to a seq2seq token model (`seq2seq.BartVQ`): its teacher-forced token NLL."""
 
     kind = NEXT_TOKEN
@@ -109,17 +123,11 @@ class NextTokenAccess:
         self.model, self.name = model, name
         self.image_size = model.image_tokens[0] * _vq_factor(model.vqvae)
 
-    def check_images(self, images: list[np.ndarray], what: str) -> None:
-        check_image_size(images, self.image_size, self.name, what)
-
-    def query_batch(self, images: np.ndarray, captions: list[str], hashes: list[str], seed: int) -> TokenBatch:
-        return TokenBatch(images, list(captions), seed)
-
     def loss(self, batch: TokenBatch, options: WhiteBoxOptions):
         return seq2seq_loss(self.model, batch.images, batch.captions)
 
 
-class MaskedTokenAccess:
+class MaskedTokenAccess(_TokenAccess):
     """White-box access to aMUSEd (`AmusedPipeline`): its masked-token cross-entropy at fixed, seeded masks."""
 
     kind = MASKED_TOKEN
@@ -132,12 +140,6 @@ class MaskedTokenAccess:
                                 "queries an aMUSEd pipeline; use --mia-attacks=blackbox.")
         self.pipeline, self.name = pipeline, name
         self.image_size = int(pipeline.transformer.config.sample_size) * _vq_factor(pipeline.vqvae)
-
-    def check_images(self, images: list[np.ndarray], what: str) -> None:
-        check_image_size(images, self.image_size, self.name, what)
-
-    def query_batch(self, images: np.ndarray, captions: list[str], hashes: list[str], seed: int) -> TokenBatch:
-        return TokenBatch(images, list(captions), seed)
 
     def loss(self, batch: TokenBatch, options: WhiteBoxOptions):
         return amused_loss(self.pipeline, batch.images, batch.captions, batch.seed, options.token_mask_ratios)
