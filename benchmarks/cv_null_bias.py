@@ -2,7 +2,7 @@
 (run by hand; never in the test suite)
 
     python benchmarks/cv_null_bias.py [--runs 200] [--signal-runs 100] [--models mlp,logistic,cnn,threshold]
-                                      [--sizes 32,128] [--cnn-sizes 32] [--jobs 1]
+                                      [--sizes 32,128] [--cnn-sizes 32] [--first-seed 0] [--jobs 1]
 
 Simulates null runs — features with no label dependence, of the shapes the attacks see — and runs each
 attack model, on the same features and seeds, under three protocols:
@@ -142,6 +142,7 @@ def main() -> None:
     parser.add_argument("--models", default="mlp,logistic,cnn,threshold")
     parser.add_argument("--sizes", default="32,128", help="members (= non-members) per run")
     parser.add_argument("--cnn-sizes", default="32", help="sizes for the small CNN (costly)")
+    parser.add_argument("--first-seed", type=int, default=0, help="to extend a run: seeds first … first+runs−1")
     parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args()
     print(f"{FOLDS}-fold; before: StratifiedKFold, pooled AUC, DeLong as is; pooled: paired folds, pooled AUC, "
@@ -158,7 +159,8 @@ def main() -> None:
                     if runs == 0:
                         continue
                     start = time.perf_counter()
-                    rows = list(pool.map(one_run, [(model, n, shift, seed) for seed in range(runs)]))
+                    seeds = range(args.first_seed, args.first_seed + runs)
+                    rows = list(pool.map(one_run, [(model, n, shift, seed) for seed in seeds]))
                     seconds = time.perf_counter() - start
                     for protocol in ("before", "pooled", "after"):
                         s = summarise(rows, protocol)

@@ -143,17 +143,18 @@ def cross_validate(make_model: Callable[[int], object], x: np.ndarray, labels: n
        f's scores under a model trained on g, and in g's under one trained on f. The AUC varies twice as
        much as DeLong's variance says (which assumes independent scores): for a linear score exactly 2,
        for any k (Var Σ_{f≠g} D_f·D_g = 2·d·Σ_f N_f(N − N_f), DeLong's d·Σ_f N_f(N − N_f), D_f fold f's
-       member-minus-non-member feature sum). Measured var(AUC) / DeLong: logistic 2.0 (1,000 runs, 32 + 32
-       and 128 + 128), MLP 2.0. With a part q of the training folds known, a pair trains each other's
-       models with probability q², and the factor is 1 + q (measured 1.40 at q = 0.39). The variance
-       factor is 1 + ρ·q: 2 by default, 1 for a fixed ranking.
+       member-minus-non-member feature sum). Measured var(AUC) / DeLong: logistic regression and MLP
+       1.7–2.0 at no signal (200–1,000 runs, 32 + 32 and 128 + 128), 1.7–2.1 at AUC 0.6–0.8; the small
+       CNN 1.2–1.5, for which 2 is conservative. With a part q of the training folds known, a pair trains
+       each other's models with probability q², and the factor is 1 + q (measured 1.40 at q = 0.39). The
+       variance factor is 1 + ρ·q: 2 by default, 1 for a fixed ranking.
     2. Bias, when scores from different folds are compared. i's score carries j's label against it (j
        trained i's model as a non-member) and j's carries i's; the folds both models share separate i
        and j least when they are alike, just when that pull is strongest. The pooled AUC of a null linear
-       model is 0.4855 on 2 features, 0.4925 on 6, 0.4971 on 32 (4,000 runs each; SE 0.0016). Compared
-       within folds (each fold scored by one model that never saw it) the AUC is exactly ½ in expectation.
-       So a learnt model's AUC compares within folds (ρ ≥ ½); a fixed ranking's compares all pairs: it has
-       no such bias, and the small folds would only make DeLong's variance noisier.
+       model is 0.4855 on 2 features, 0.4925 on 6, 0.4971 on 32 (3,000–4,000 runs; SE 0.002). Compared
+       within folds (each fold scored by one model that never saw it) the AUC is exactly ½ in expectation
+       (measured 0.4990–0.5013). So a learnt model's AUC compares within folds (ρ ≥ ½); a fixed ranking's
+       compares all pairs: it has no such bias, and small folds would only make DeLong's variance noisier.
     3. Skew. The null AUC of a learnt model is skewed to the left (its 2.5% quantile 2.0–2.15 standard
        deviations below ½, its 97.5% 1.8–1.95 above: 10,000 runs of a linear model, 6 to 64 features), so
        a symmetric 95% interval lies wholly below ½ in 3% of null runs. The interval's upper end allows
