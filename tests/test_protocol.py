@@ -1,4 +1,4 @@
-"""The partial-knowledge protocol on null data: pooled out-of-fold AUC centred on chance, with an interval
+"""The partial-knowledge protocol on null data: the cross-validated AUC centred on chance, with an interval
 of the right width (benchmarks/cv_null_bias.py measures the same at scale, for every attack model)."""
 
 from __future__ import annotations
