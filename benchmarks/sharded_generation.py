@@ -12,7 +12,9 @@ then helps with what is left. Prints, per repeat and as medians:
 and the speed-up of 2 processes over 1 (target ≥ 1.7 on the generation phase), and checks that both caches
 hold the very same files, byte for byte. A control comes first: the same comparison for a trivially parallel
 pure-Python loop (no torch, no cache, no lock), the most any way of splitting work can gain on this machine
-as loaded now (on shared cores it can be far below 2).
+as loaded now (on shared cores it can be far below 2); then a torch control: the bare pipeline called on a
+static split of the same batches by 1 and 2 processes, without the cache, locks or PNG files (what the
+hardware allows this torch work; what the sharding costs is the gap between it and the cache's speed-up).
 """
 
 from __future__ import annotations
@@ -49,6 +51,23 @@ print(json.dumps({"start": start, "end": time.time(), "generated": n}))
 """
 
 
+RAW = """
+import json, sys, time
+import torch
+torch.set_num_threads(1)
+from mia_checks.targets import GenerationSettings, load_target
+
+target_path, rank, world, images, steps, batch = sys.argv[1:7]
+target = load_target(target_path, GenerationSettings(steps=int(steps), guidance=1.0, device="cpu"))
+captions = [f"a handwritten digit {i}" for i in range(int(images))]
+batches = [list(range(i, min(i + int(batch), len(captions)))) for i in range(0, len(captions), int(batch))]
+start = time.time()
+for b in batches[int(rank)::int(world)]:
+    target.generate([captions[i] for i in b], b)
+print(json.dumps({"start": start, "end": time.time(), "generated": 0}))
+"""
+
+
 CONTROL = """
 import json, sys, time
 start = time.time()
@@ -82,6 +101,20 @@ def fill(target: Path, cache: Path, world: int, args) -> dict:
             "end_to_end": exited - launched, "per_process": [o["generated"] for o in outs]}
 
 
+def raw(target: Path, world: int, args) -> float:
+    """Generation phase of `world` processes calling the pipeline on a static split of the same batches,
+    with no cache, file lock or PNG: the ceiling of any sharding of this torch work on this machine."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    procs = [subprocess.Popen([sys.executable, "-c", RAW, str(target), str(rank), str(world), str(args.images),
+                               str(args.steps), str(args.batch_size)], env=env, stdout=subprocess.PIPE, text=True)
+             for rank in range(world)]
+    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    if any(p.returncode for p in procs):
+        raise SystemExit("a raw worker failed")
+    return max(o["end"] for o in outs) - min(o["start"] for o in outs)
+
+
 def files(cache: Path) -> dict[str, bytes]:
     return {str(p.relative_to(cache)): p.read_bytes() for p in sorted(cache.rglob("*.png"))}
 
@@ -105,6 +138,13 @@ def main() -> None:
         ceilings.append(2 * alone / pair)
     print(f"control: 2 processes do {statistics.median(ceilings):.2f}x the work of 1 in the same time on a trivially "
           f"parallel pure-Python loop (runs: {', '.join(f'{c:.2f}' for c in ceilings)}): the ceiling here")
+    raws = []
+    for _ in range(args.repeats):
+        alone, pair = raw(target, 1, args), raw(target, 2, args)
+        raws.append(alone / pair)
+    print(f"torch control: the bare pipeline on a static split (no cache, lock or PNG), 2 processes "
+          f"{statistics.median(raws):.2f}x faster than 1 (runs: {', '.join(f'{r:.2f}' for r in raws)}): the "
+          f"ceiling for this torch work here")
     one, two = [], []
     for repeat in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
