@@ -47,7 +47,7 @@ def write_set(folder: Path, n: int, size: int, offset: int) -> None:
     folder.mkdir(parents=True)
     with open(folder / "metadata.jsonl", "w") as f:
         for i in range(n):
-            Image.fromarray(smooth_image(10_000_000 + offset + i, size)).save(folder / f"{i:05d}.png")
+            Image.fromarray(smooth_image(10_000_000 + offset + i, size)).save(folder / f"{i:05d}.png", compress_level=1)
             f.write(json.dumps({"file_name": f"{i:05d}.png", "text": f"a smooth picture number {offset + i}"}) + "\n")
 
 

@@ -87,3 +87,40 @@ def test_two_runs_at_once_on_one_cache_generate_each_image_once_and_agree(tmp_pa
     assert calls(tmp_path) == N  # the second waited for the first's images instead of generating them again
     assert np.array_equal(np.load(tmp_path / "run1.npy"), np.load(tmp_path / "run2.npy"))
     assert len(entries(tmp_path / "cache")) == N and not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+def test_a_failed_write_raises_and_leaves_no_claim_held(tmp_path, monkeypatch):
+    """Images are written in a background thread while the next batch generates; a write that fails (a full
+    disk, simulated) must stop the run with its error, release every batch claim (another process must not
+    wait forever) and leave no entry behind for the failed images; a rerun then completes."""
+    from filelock import FileLock
+
+    from mia_checks.generation import GenerationCache
+    from mia_checks.targets import GenerationSettings, load_target
+
+    (tmp_path / "fast_target.py").write_text(SLOW_TARGET.replace("time.sleep(0.15)", "pass"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target = load_target("fast_target:gen", GenerationSettings())
+    cache = GenerationCache(tmp_path / "cache", target, {"steps": 1})
+    captions = [f"caption {i}" for i in range(N)]
+    real_write, writes = GenerationCache._write, []
+
+    def full_disk_on_third(self, batch, images):
+        writes.append(len(batch))
+        if len(writes) == 3:
+            raise OSError(28, "No space left on device")
+        real_write(self, batch, images)
+
+    monkeypatch.setattr(GenerationCache, "_write", full_disk_on_third)
+    try:
+        cache.generate(captions, 0, 1, batch_size=2, progress=False)
+    except OSError as error:
+        assert error.errno == 28
+    else:
+        raise AssertionError("the failed write was swallowed")
+    assert len(entries(tmp_path / "cache")) in (4, 6)  # batches 1–2 written, batch 3 failed; 4 may be in flight
+    for claim in (tmp_path / "cache" / ".claims").glob("*.lock"):
+        FileLock(str(claim)).acquire(timeout=0).release()  # raises Timeout if a claim were still held
+    monkeypatch.setattr(GenerationCache, "_write", real_write)
+    again = GenerationCache(tmp_path / "cache", target, {"steps": 1}).generate(captions, 0, 1, 2, progress=False)
+    assert again.shape == (N, 1, 16, 16, 3) and len(entries(tmp_path / "cache")) == N
