@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
-    root = ensure_built(["data", "clip", "tokenizer", args.target])
+    root = ensure_built(["data", "clip", "tokenizer"] + ([args.target] if args.architecture == "testbed" else []))
     guidance = args.guidance or ("1" if args.architecture == "testbed" else "7.5")
     dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
 
