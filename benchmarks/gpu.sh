@@ -8,7 +8,8 @@
 #
 # `run` measures issue 12's real-size benchmark: a pipeline with Stable Diffusion 1.5's architecture and
 # random weights at 512 px, fp16, the audit (cold, then warm) against the raw diffusers loop generating the
-# same 200 images in the same batches (benchmarks/audit_overhead.py). QUERIES, STEPS, RESOLUTION override.
+# same 200 images in the same batches (benchmarks/audit_overhead.py). QUERIES, STEPS, RESOLUTION override;
+# DEVICE=cpu with a small size rehearses the run on a machine without a GPU.
 # It writes the card's name beside the numbers: record both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,9 @@ fetch)
       "$package==$(version "$package")"
   done
   python -m mia_checks.testbed data clip tokenizer --cache-dir .gpu/cache
+  # Only those three travel: the device tool carries 64 MiB at most.
+  find .gpu/cache/testbed -mindepth 2 -maxdepth 2 ! -name data ! -name clip ! -name tokenizer ! -name '.*' \
+    -exec rm -rf {} +
   du -sh .gpu/wheels .gpu/cache
   ;;
 run)
@@ -31,11 +35,12 @@ run)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     .gpu/wheels/*.whl
   export PYTHONPATH=/tmp/site:$PWD MIA_CHECKS_CACHE=$PWD/.gpu/cache PYTHONUNBUFFERED=1
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+  { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"; } \
+    | tee "$out/gpu.txt"
   python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'diffusers',
     diffusers.__version__, 'transformers', transformers.__version__)" | tee -a "$out/gpu.txt"
   python3 benchmarks/audit_overhead.py --architecture sd15 --resolution "${RESOLUTION:-512}" \
-    --queries "${QUERIES:-200}" --steps "${STEPS:-25}" --device cuda --model-dir /tmp/sd15 2>&1 \
+    --queries "${QUERIES:-200}" --steps "${STEPS:-25}" --device "${DEVICE:-cuda}" --model-dir /tmp/sd15 2>&1 \
     | grep -v -e "Loading" -e "Writing model shards" | tee "$out/sd15.log"
   ;;
 *)

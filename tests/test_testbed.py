@@ -153,3 +153,14 @@ def test_finetune_splits_are_disjoint_and_audited_captions_unique(testbed: Path)
 @pytest.mark.parametrize("target", ["sd-null", "ldm-null", "sd-shadow"])
 def test_models_that_never_saw_either_set_are_at_chance(whitebox_auc, target: str):
     assert abs(whitebox_auc(target).value - 0.5) <= 0.15
+
+
+def test_an_artifact_folder_without_its_build_record_is_rebuilt(tmp_path):
+    """A folder copied in part (here: an empty `tokenizer/`, as a hand-trimmed cache once carried to a GPU
+    machine held) must not count as built: every build writes build.json last."""
+    from mia_checks.testbed import ensure_built
+
+    root = tmp_path / "testbed" / "v2"
+    (root / "tokenizer").mkdir(parents=True)
+    ensure_built(["tokenizer"], cache_root=tmp_path, log=lambda *_: None)
+    assert (root / "tokenizer" / "build.json").is_file() and (root / "tokenizer" / "vocab.json").is_file()

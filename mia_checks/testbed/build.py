@@ -34,7 +34,7 @@ from ..cache import default_cache_root
 
 BUILDER_VERSION = "2"
 # An artifact's recipe version, bumped when its recipe changes: a folder built by an older recipe (its
-# build.json says which; none said means 1) is rebuilt. BUILDER_VERSION rebuilds everything.
+# build.json says which; none said means 1) is rebuilt, as is one with no build.json. BUILDER_VERSION rebuilds everything.
 RECIPES = {"amused-leaky": 2, "amused-null": 2}  # 2: on amused-vq (aMUSEd's [0, 1] pixels), not vq
 SEED = 0
 VAE_STEPS = 300
@@ -405,11 +405,10 @@ def _drop_build_paths(folder: Path) -> None:
 
 def _is_current(folder: Path) -> bool:
     """Built, by the artifact's current recipe."""
-    if not folder.is_dir():
-        return False
     info = folder / "build.json"
-    recipe = json.loads(info.read_text()).get("recipe", 1) if info.is_file() else 1
-    return recipe == RECIPES.get(folder.name, 1)
+    if not info.is_file():  # every build writes it; a folder without it was copied in part or by hand
+        return False
+    return json.loads(info.read_text()).get("recipe", 1) == RECIPES.get(folder.name, 1)
 
 
 def _closure(names: Iterable[str]) -> list[str]:
