@@ -86,17 +86,25 @@ def control(world: int, loops: int) -> float:
     return max(o["end"] for o in outs) - min(o["start"] for o in outs)
 
 
-def fill(target: Path, cache: Path, world: int, args) -> dict:
+def workers(script: str, argv: list[list[str]]) -> list[dict]:
+    """One fresh interpreter per rank running `script` with 1 thread; each prints a JSON line last."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    launched = time.time()
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(target), str(cache), str(rank), str(world),
-                               str(args.images), str(args.steps), str(args.batch_size)],
-                              env=env, stdout=subprocess.PIPE, text=True) for rank in range(world)]
+    procs = [subprocess.Popen([sys.executable, "-c", script, *a], env=env, stdout=subprocess.PIPE, text=True)
+             for a in argv]
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    if any(p.returncode for p in procs):
+        raise SystemExit(f"a worker failed: {outs}")
+    return outs
+
+
+def fill(target: Path, cache: Path, world: int, args) -> dict:
+    launched = time.time()
+    outs = workers(WORKER, [[str(target), str(cache), str(rank), str(world), str(args.images), str(args.steps),
+                             str(args.batch_size)] for rank in range(world)])
     exited = time.time()
-    if any(p.returncode for p in procs) or sum(o["generated"] for o in outs) != args.images:
-        raise SystemExit(f"a worker failed or images were generated twice: {outs}")
+    if sum(o["generated"] for o in outs) != args.images:
+        raise SystemExit(f"images were generated twice or not at all: {outs}")
     return {"generation": max(o["end"] for o in outs) - min(o["start"] for o in outs),
             "end_to_end": exited - launched, "per_process": [o["generated"] for o in outs]}
 
@@ -104,14 +112,8 @@ def fill(target: Path, cache: Path, world: int, args) -> dict:
 def raw(target: Path, world: int, args) -> float:
     """Generation phase of `world` processes calling the pipeline on a static split of the same batches,
     with no cache, file lock or PNG: the ceiling of any sharding of this torch work on this machine."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    procs = [subprocess.Popen([sys.executable, "-c", RAW, str(target), str(rank), str(world), str(args.images),
-                               str(args.steps), str(args.batch_size)], env=env, stdout=subprocess.PIPE, text=True)
-             for rank in range(world)]
-    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-    if any(p.returncode for p in procs):
-        raise SystemExit("a raw worker failed")
+    outs = workers(RAW, [[str(target), str(rank), str(world), str(args.images), str(args.steps),
+                          str(args.batch_size)] for rank in range(world)])
     return max(o["end"] for o in outs) - min(o["start"] for o in outs)
 
 

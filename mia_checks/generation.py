@@ -274,17 +274,18 @@ class GenerationCache:
 
         with _BackgroundWrites(self._write) as writes:
 
-            def claimed(i: int, lock: Any) -> None:  # `lock` is held: generate what is still needed
-                batch = [key for key in batches[i] if needed(key)]  # again: another process may have done it
-                if not batch:
-                    lock.release()
-                else:
-                    images = self.target.generate([c for c, _ in batch], [s for _, s in batch])
+            def claimed(i: int, lock: Any) -> None:  # `lock` is held until handed to `writes`, or released here
+                try:
+                    batch = [key for key in batches[i] if needed(key)]  # again: another process may have done it
+                    images = self.target.generate([c for c, _ in batch], [s for _, s in batch]) if batch else []
                     _check_batch(images, len(batch))
-                    writes.submit(batch, images, lock)  # the claim is released once the files are in place
-                    generated.update(batch)
+                except BaseException:
+                    lock.release()
+                    raise
+                generated.update(batch)
                 bar.total += len(batch) - expected.pop(i, 0)
                 bar.update(len(batch))
+                writes.submit(batch, images, lock)  # the claim is released once the files are in place
 
             for i in order:
                 if not todo[i] or not any(map(needed, batches[i])):
@@ -296,11 +297,11 @@ class GenerationCache:
                 except Timeout:
                     deferred.append((i, lock))  # another process is on it
                     continue
-                _release_on_error(lock, claimed, i)
+                claimed(i, lock)
             for i, lock in deferred:
                 writes.wait()  # never wait for a claim while holding one: two processes could wait on each other
                 lock.acquire()  # waits for its holder; generates what a holder that died left undone
-                _release_on_error(lock, claimed, i)
+                claimed(i, lock)
         bar.close()
         return generated, sum(todo)
 
@@ -358,9 +359,16 @@ class _BackgroundWrites:
         self._pending: tuple[Future, Any] | None = None
 
     def submit(self, batch: list[Key], images: list[np.ndarray], lock: Any) -> None:
-        future = self._pool.submit(self._write, batch, images)
-        self.wait()
-        self._pending = (future, lock)
+        """Take over the held claim `lock` and write `batch` in the background (an empty batch: release it)."""
+        try:
+            self.wait()  # the batch in flight was written while this one generated
+        except BaseException:
+            lock.release()
+            raise
+        if batch:
+            self._pending = (self._pool.submit(self._write, batch, images), lock)
+        else:
+            lock.release()
 
     def wait(self) -> None:
         """Until the batch in flight is on disk; then release its claim (also when its write failed)."""
@@ -379,16 +387,6 @@ class _BackgroundWrites:
             self.wait()
         finally:
             self._pool.shutdown(wait=True)
-
-
-def _release_on_error(lock: Any, claimed: Callable[[int, Any], None], i: int) -> None:
-    """`claimed(i, lock)` takes over the held `lock`; if it fails before handing it on, release it here."""
-    try:
-        claimed(i, lock)
-    except BaseException:
-        if lock.is_locked:
-            lock.release()
-        raise
 
 
 def _complete(path: Path) -> bool:

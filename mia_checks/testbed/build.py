@@ -34,7 +34,8 @@ from ..cache import default_cache_root
 
 BUILDER_VERSION = "2"
 # An artifact's recipe version, bumped when its recipe changes: a folder built by an older recipe (its
-# build.json says which; none said means 1) is rebuilt, as is one with no build.json. BUILDER_VERSION rebuilds everything.
+# build.json says which; none said means 1) is rebuilt, as is one with no build.json. BUILDER_VERSION
+# rebuilds everything.
 RECIPES = {"amused-leaky": 2, "amused-null": 2}  # 2: on amused-vq (aMUSEd's [0, 1] pixels), not vq
 SEED = 0
 VAE_STEPS = 300
