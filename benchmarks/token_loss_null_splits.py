@@ -35,13 +35,13 @@ def load(root, split):
 def scores(root, family: str, images, captions) -> np.ndarray:
     """Membership scores (higher = member): minus the loss."""
     if family == "dalle":
-        from mia_checks.seq2seq import load_seq2seq
-        from mia_checks.token_loss import seq2seq_token_nll
+        from mia_checks.targets.seq2seq import load_seq2seq
+        from mia_checks.access.tokens import seq2seq_token_nll
 
         return -seq2seq_token_nll(load_seq2seq(root / "dalle-null"), images, captions)
     from diffusers import AmusedPipeline
 
-    from mia_checks.token_loss import amused_masked_ce
+    from mia_checks.access.tokens import amused_masked_ce
 
     return -amused_masked_ce(AmusedPipeline.from_pretrained(root / "amused-null"), images, captions, seed=0)
 

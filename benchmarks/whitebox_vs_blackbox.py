@@ -70,7 +70,7 @@ def main() -> None:
                 best[access] = max(best[access], result.auc.value)
                 tpr = "n/a" if result.tpr_at_1pct_fpr != result.tpr_at_1pct_fpr else f"{result.tpr_at_1pct_fpr:.3f}"
                 print(f"| {target} | {attack} | {access} | {result.auc.format()} | {tpr} | "
-                      f"{result.accuracy.value:.3f} | {a.denoiser_calls(attack)} | {seconds:.1f} |", flush=True)
+                      f"{result.accuracy.value:.3f} | {a.calls_per_image(attack)} | {seconds:.1f} |", flush=True)
             summary.append((target, family, best, len(a.labels)))
     print("\n| target | queries | black-box verdict | white-box verdict | speed-up | best AUC black-box | best AUC white-box |")
     print("|---|---|---|---|---|---|---|")

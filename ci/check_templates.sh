@@ -70,7 +70,7 @@ echo "broken copies rejected: actionlint, workflow schema, GitLab CI schema"
 step "test bed: data, clip, sd-leaky, sd-null (built once, cached)"
 TESTBED=$("$PYTHON" -c 'from mia_checks.testbed import ensure_built; print(ensure_built(["data", "clip", "sd-leaky", "sd-null"]))' | tail -n 1)
 # The generation cache the test bed's users share (mia-checks demo, earlier runs of this check): warm after one run.
-CACHE=$("$PYTHON" -c 'from mia_checks.cache import default_cache_root; print(default_cache_root())')
+CACHE=$("$PYTHON" -c 'from mia_checks.store import default_cache_root; print(default_cache_root())')
 [ -d "$TESTBED/sd-leaky" ] && [ -d "$TESTBED/sd-null" ] || fail "no test bed in $TESTBED"
 
 step "job environment: a venv layered on $PYTHON's packages (mia-checks itself is installed by the job)"

@@ -1,69 +1,57 @@
-"""The audit: one target, two reference sets, every attack under the partial-knowledge protocol.
+"""The audit: one target, two reference sets, every attack under the run's protocol. Orchestration only.
 
-Everything is lazy and computed once: the target loads when the first image is needed, images come from
-the generation cache, features are shared by all attacks, and each attack's result is kept.
+Everything is lazy and computed once: the target loads when the first image (or white-box score) is
+needed, images come from the generation cache, features are shared by all attacks, and each attack's
+result is kept. The spine: reference sets → generations → features | white-box measurements → attack
+models under the protocol → results → the gate's verdict.
 """
 
 from __future__ import annotations
 
-import platform
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
-from importlib import metadata
 
 import numpy as np
 
-from .attacks import ATTACKS, BASELINE, BLACK_BOX, WHITE_BOX, Attack
-from .data import LazyImages, ReferenceSet, balance, check_disjoint, load_reference_set
-from .errors import MiaUsageError, ModelLoadError, WhiteBoxError
+from . import targets
+from .attacks import ATTACKS, BASELINE, BLACK_BOX, Attack
+from .attacks.compatibility import calls_per_image, runnable, skip_reason
+from .data import LazyImages, ReferenceSet
+from .errors import WhiteBoxError, loading
 from .features import QueryFeatures, compute_features, compute_query_features
-from .gate import Verdict, decide
+from .gate import DistributionShift, GateRule, Verdict, decide, distribution_shift
 from .generation import GenerationCache
-from .html_report import ImagePair, top_members
+from .measurements import WhiteBoxScores
+from .preflight import load_reference_sets
 from .protocol import apply_frozen, cross_validate
 from .results import AttackResult, evaluate
 from .settings import AuditSettings
-from .targets import (GenerationSettings, Target, check_target_spec, load_target, resolve_device,
-                      whitebox_skip_reason)
-
-@contextmanager
-def loading(what: str):
-    """Turn whatever a library raises while loading a model into an error that names the model."""
-    try:
-        yield
-    except (MiaUsageError, ModelLoadError):
-        raise
-    except Exception as exc:
-        raise ModelLoadError(f"cannot load {what}: {type(exc).__name__}: {exc}") from exc
+from .targets import GenerationSettings, Target, TargetSpec, resolve_device
 
 
 @dataclass(frozen=True)
-class DistributionShift:
-    shifted: bool
-    p_value: float
-    baseline_accuracy: float
-    message: str
+class ImagePair:
+    """A member query image and what the target generated for its caption."""
 
-
-def load_reference_sets(settings: AuditSettings, shadow: bool = False) -> tuple[ReferenceSet, ReferenceSet]:
-    """Both sets (the target's, or the shadow model's), checked (existence, captions, readability, size,
-    disjointness) and balanced."""
-    prefix = "shadow-" if shadow else ""
-    paths = (settings.shadow_members, settings.shadow_nonmembers) if shadow else (settings.members, settings.nonmembers)
-    required = settings.captioner is None  # caption-less mode: captions are written by the captioner
-    members = load_reference_set(paths[0], "members", f"--mia-{prefix}members", captions_required=required)
-    nonmembers = load_reference_set(paths[1], "nonmembers", f"--mia-{prefix}nonmembers", captions_required=required)
-    check_disjoint(members, nonmembers)
-    return balance(members, nonmembers, settings.seed, settings.max_samples)
+    caption: str
+    query: np.ndarray  # H×W×3 uint8
+    generated: list[np.ndarray]  # K images
 
 
 class Audit:
     def __init__(self, settings: AuditSettings, members: ReferenceSet | None = None,
-                 nonmembers: ReferenceSet | None = None, progress: bool = True, run_id: str | None = None):
+                 nonmembers: ReferenceSet | None = None, progress: bool = True, run_id: str | None = None,
+                 spec: TargetSpec | None = None, shadow_spec: TargetSpec | None = None):
+        """`spec`, `shadow_spec`: the targets as preflight resolved them (resolved here when not given)."""
         self.settings = settings
         self.run_id = run_id  # scope of an undeclared callable target's generations
-        check_target_spec(settings.target, settings.allow_pickle, lora=settings.lora, config=settings.target_config)
+        s = settings
+        self.spec = spec or targets.resolve(s.target, allow_pickle=s.allow_pickle, config=s.target_config,
+                                            lora=s.lora)
+        if shadow_spec is None and s.shadow_target:
+            shadow_spec = targets.resolve(s.shadow_target, "--mia-shadow-target", allow_pickle=s.allow_pickle,
+                                          config=s.target_config)
+        self.shadow_spec = shadow_spec
         if members is None or nonmembers is None:
             members, nonmembers = load_reference_sets(settings)
         self.members, self.nonmembers = members, nonmembers
@@ -71,11 +59,15 @@ class Audit:
         self._results: dict[str, AttackResult] = {}
         self._generated = False  # the generation cache holds every image this audit reads
 
+    @property
+    def specs(self) -> list[TargetSpec]:
+        """The target, and the shadow model in shadow mode: what an attack must be able to run on."""
+        return [t for t in (self.spec, self.shadow_spec) if t is not None]
+
     @cached_property
     def target(self) -> Target:
         s = self.settings
-        return load_target(s.target, self.generation_settings, s.allow_pickle, lora=s.lora, config=s.target_config,
-                           identity=s.target_identity, run_id=self.run_id)
+        return targets.load(self.spec, self.generation_settings, s.allow_pickle, s.target_identity, self.run_id)
 
     @cached_property
     def generation_settings(self) -> GenerationSettings:
@@ -115,16 +107,15 @@ class Audit:
             self._generated = True
         return self.generation_cache.read(self.captions, s.seed, s.generations, rows)
 
-    def image_pairs(self, record: dict, n: int = 6) -> list[ImagePair] | None:
-        """Query / generated pairs of the n members `record`'s attack scores highest; from the cache only
-        (None when the generations are not there: a report never triggers generation)."""
-        rows = top_members(record, n)
+    def image_pairs(self, rows: list[int]) -> list[ImagePair] | None:
+        """Query / generated pairs of the queries `rows` (members: indices below len(members)); from the cache
+        only (None when the generations are not there: a report never triggers generation)."""
         try:
             generated = self.generation_cache.read(self.captions, self.settings.seed, self.settings.generations, rows)
         except (OSError, SyntaxError, ValueError):
             return None
-        queries, captions = self.members.images, self.captions
-        return [ImagePair(captions[i], record["scores"][i], queries[i], list(g)) for i, g in zip(rows, generated)]
+        queries = self.query_images
+        return [ImagePair(self.captions[i], queries[i], list(g)) for i, g in zip(rows, generated)]
 
     @cached_property
     def embedder(self):
@@ -151,57 +142,39 @@ class Audit:
                                 self.embedder, self.settings.batch_size)
 
     def skip_reason(self, attack_id: str) -> str | None:
-        """Why an attack of the default set does not run on this target (None: it runs)."""
-        if ATTACKS[attack_id].access != WHITE_BOX:
-            return None
-        s = self.settings
-        if self.target.whitebox_unsupported:  # the loaded target knows (a callable's kind needs loading)
-            return self.target.whitebox_unsupported
-        return whitebox_skip_reason(attack_id, [t for t in (s.target, s.shadow_target) if t], s.target_config)
+        """Why an attack of the run does not run on this target (None: it runs): attacks.compatibility."""
+        return skip_reason(attack_id, self.specs)
 
     @property
     def attacks(self) -> tuple[str, ...]:
         """The attacks that run: the chosen ones, less white-box attacks the target cannot serve."""
-        return tuple(a for a in self.settings.attacks if self.skip_reason(a) is None)
+        return runnable(self.settings.attacks, self.specs)
+
+    def calls_per_image(self, attack_id: str) -> int:
+        return calls_per_image(attack_id, self.spec, self.settings)
 
     @cached_property
-    def gate(self):
+    def gate(self) -> GateRule:
         return self.settings.gate_for(self.attacks)
 
     @cached_property
     def whitebox_access(self):
         """White-box access to the target's weights (loads the checkpoint): a Denoiser, or a token model's."""
-        from .attacks.whitebox import DENOISER, MASKED_TOKEN
-        from .denoiser import Denoiser
-        from .token_loss import MaskedTokenAccess, NextTokenAccess
+        from .access import open_access
 
-        if self.target.pipeline_fn is None:
-            raise WhiteBoxError(f"{self.settings.target}: {self.target.whitebox_unsupported}")
+        if self.target.model_fn is None:
+            raise WhiteBoxError(f"{self.settings.target}: {self.spec.no_access}")
         with loading(f"the target {self.settings.target}"):
-            model = self.target.pipeline_fn()
-        access = {DENOISER: Denoiser, MASKED_TOKEN: MaskedTokenAccess}.get(self.target.whitebox_kind, NextTokenAccess)
-        return access(model, self.settings.target)
+            model = self.target.model_fn()
+        return open_access(self.spec.access, model, self.settings.target)
 
     def measurements(self, attack: Attack) -> np.ndarray:
-        """A white-box attack's per-query measurements, from the score cache or the denoiser."""
-        from .whitebox import WhiteBoxScores
-
+        """A white-box attack's per-query measurements, from the score cache or the model."""
         s = self.settings
-        scores = WhiteBoxScores(s.cache_root(), self.target.identity, attack.id,
-                                attack.probe_for(self.target.whitebox_kind), s.whitebox, s.seed,
-                                self.generation_settings.device.split(":")[0])
+        scores = WhiteBoxScores(s.cache_root(), self.target.identity, attack.id, attack.probe_for(self.spec.access),
+                                s.whitebox, s.seed, self.generation_settings.device.split(":")[0])
         queries = self.query_images
         return scores.compute(queries, list(queries.hashes), self.captions, lambda: self.whitebox_access, s.batch_size)
-
-    def denoiser_calls(self, attack_id: str) -> int:
-        """Cost per query image in model calls (UNet, or transformer for token models): a white-box probe's,
-        or sampling's steps × K (× 2 under classifier-free guidance, assumed on when the pipeline's default
-        guidance is used)."""
-        attack, s = ATTACKS[attack_id], self.settings
-        if attack.access == WHITE_BOX:
-            return attack.probe_for(self.target.whitebox_kind).calls(s.whitebox)
-        guided = s.guidance is None or s.guidance > 1
-        return s.steps * s.generations * (2 if guided else 1)
 
     @cached_property
     def shadow(self) -> Audit:
@@ -209,7 +182,8 @@ class Audit:
         s = self.settings
         shadow_settings = replace(s, target=s.shadow_target, members=s.shadow_members, nonmembers=s.shadow_nonmembers,
                                   lora=None, shadow_target=None, shadow_members=None, shadow_nonmembers=None)
-        return Audit(shadow_settings, *load_reference_sets(s, shadow=True), progress=self.progress, run_id=self.run_id)
+        return Audit(shadow_settings, *load_reference_sets(s, shadow=True), progress=self.progress, run_id=self.run_id,
+                     spec=self.shadow_spec)
 
     def result(self, attack_id: str) -> AttackResult:
         """An attack's result under the run's protocol; "baseline" is the no-model attack of the
@@ -237,85 +211,5 @@ class Audit:
         return decide(self.result(attack_id), self.gate, self.settings.seed)
 
     def distribution_shift(self) -> DistributionShift:
-        """Does the no-model baseline separate members from non-members? One-sided Clopper–Pearson test of
-        its accuracy > ½ at level alpha: a false alarm rate of alpha on sets from one distribution."""
-        from scipy.stats import binomtest
-
-        result = self.result(BASELINE.id)
-        n = result.members + result.nonmembers
-        correct = round(result.accuracy.value * n)
-        p_value = binomtest(correct, n, 0.5, alternative="greater").pvalue
-        p_value = float(p_value)
-        shifted = bool(p_value < self.settings.alpha)
-        message = (
-            f"no-model baseline (query images alone, no generation) accuracy {result.accuracy.format()}, "
-            f"p = {p_value:.3g}: "
-            + ("members and non-members differ in distribution; every verdict of this run is unreliable. "
-               "Draw non-members from the same distribution as the training data."
-               if shifted else "no evidence of a distribution shift")
-        )
-        return DistributionShift(shifted, p_value, result.accuracy.value, message)
-
-    def ablation(self) -> dict:
-        """The paper's ablation axes as set for this run (echoed in every report)."""
-        s, folds = self.settings, self.settings.folds
-        return {"steps": s.steps, "guidance": s.guidance, "generations_per_query": s.generations,
-                "known_fraction": s.known_fraction if s.known_fraction is not None else round((folds - 1) / folds, 6),
-                "combine": list(s.combine), "embedder": s.embedder,
-                "whitebox": self._whitebox_ablation()
-                if any(ATTACKS[a].access == WHITE_BOX for a in self.attacks) else None}
-
-    def _whitebox_ablation(self) -> dict | None:
-        from .attacks.whitebox import MASKED_TOKEN, NEXT_TOKEN
-
-        kind, options = self.target.whitebox_kind, self.settings.whitebox.to_dict()
-        ratios = options.pop("token_mask_ratios")
-        if kind == NEXT_TOKEN:
-            return {"access": kind, "loss": "teacher-forced NLL of the image's VQ codes given its caption"}
-        if kind == MASKED_TOKEN:
-            return {"access": kind, "token_mask_ratios": ratios,
-                    "loss": f"cross-entropy of the masked VQ codes, one fixed mask (seeded) per ratio {_ts(ratios)}"}
-        return {"access": kind, **options, "noise": "per image, from (seed, image sha256, t)", "guidance": "none",
-                "alphas": "the target's scheduler config"}
-
-    def header(self) -> dict:
-        """What the report says about this run, without generating anything."""
-        target = self.target  # cheap: the pipeline itself loads only when an image is missing
-        spec = self.settings.target
-        return {
-            "target": spec,
-            "target_kind": target.kind,
-            "sampling": target.sampling,
-            "checkpoint_sha256": None if target.kind == "callable" else target.identity,
-            "target_identity": target.identity_note,
-            "lora": self.settings.lora,
-            "captions": ({"source": "given"} if self.settings.captioner is None else
-                         {"source": "generated", "captioner": self.settings.captioner, "captions": self.captions}),
-            "members": {"path": self.settings.members, "n": len(self.members), "sha256": self.members.digest},
-            "nonmembers": {"path": self.settings.nonmembers, "n": len(self.nonmembers), "sha256": self.nonmembers.digest},
-            "protocol": self.settings.protocol,
-            "shadow_target": self.settings.shadow_target,
-            "folds": self.settings.folds,
-            "seed": self.settings.seed,
-            "generations_per_query": self.settings.generations,
-            "ablation": self.ablation(),
-            "gate": self.gate.describe(),
-            "skipped": {a: reason for a in self.settings.attacks if (reason := self.skip_reason(a))},
-            "settings": self.settings.to_dict(),
-            "versions": versions(),
-        }
-
-
-def _ts(values) -> str:
-    return ",".join(f"{v:g}" for v in values)
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for package in ("mia-checks", "torch", "diffusers", "transformers", "open_clip_torch", "scikit-learn", "numpy"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            out[package] = "not installed"
-    return out
-
+        """The guard: does an attack on the query images alone (no model) separate the sets? (gate.py)"""
+        return distribution_shift(self.result(BASELINE.id), self.settings.alpha)

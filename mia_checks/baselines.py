@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import MiaUsageError
+from .record import document_problem
 
 DEFAULT_STORAGE = ".mia-checks"
 # metric name → how to read it from a record; higher is leakier for every one of them.
@@ -44,51 +45,11 @@ class SavedRun:
             document = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise MiaUsageError(f"--mia-compare: cannot read the saved run {self.path}: {exc}") from None
-        problem = schema_problem(document, SAVED_RUN_SCHEMA) or next(
-            (f"results[{i}] has {len(r['labels'])} labels but {len(r['scores'])} scores"
-             for i, r in enumerate(document["results"]) if len(r.get("labels", [])) != len(r.get("scores", []))), None)
+        problem = document_problem(document)
         if problem:
             raise MiaUsageError(f"--mia-compare: {self.path} is not a saved mia-checks run ({problem}); pass a report "
                                 "written by --mia-save, --mia-autosave or --mia-json.")
         return document
-
-
-# What a saved run must hold for a comparison: the parts of the JSON report that compare() and the header
-# read. A schema in miniature: a dict maps keys to schemas ("key?" optional), [schema] is a list of them,
-# a tuple of types a leaf.
-_NUMBER, _OPTIONAL_NUMBER = (int, float), (int, float, type(None))
-_ESTIMATE = {"value": _OPTIONAL_NUMBER, "low?": _OPTIONAL_NUMBER, "high?": _OPTIONAL_NUMBER}
-SAVED_RUN_SCHEMA = {
-    "members?": {"sha256": (str,)},
-    "nonmembers?": {"sha256": (str,)},
-    "results": [{"attack": (str,), "accuracy": _ESTIMATE, "auc": _ESTIMATE, "advantage": _ESTIMATE,
-                 "tpr_at_1pct_fpr": _OPTIONAL_NUMBER, "epsilon_lower_bound": _OPTIONAL_NUMBER,
-                 "labels?": [(int,)], "scores?": [_NUMBER]}],
-}
-
-
-def schema_problem(value, schema, where: str = "the document") -> str | None:
-    """The first way `value` departs from `schema`, or None."""
-    if isinstance(schema, dict):
-        if not isinstance(value, dict):
-            return f"{where} is a {type(value).__name__}, not an object"
-        for key, sub in schema.items():
-            key, optional = key.rstrip("?"), key.endswith("?")
-            if key not in value:
-                if optional:
-                    continue
-                return f"{where} has no {key!r}"
-            problem = schema_problem(value[key], sub, key if where == "the document" else f"{where}.{key}")
-            if problem:
-                return problem
-        return None
-    if isinstance(schema, list):
-        if not isinstance(value, list):
-            return f"{where} is a {type(value).__name__}, not a list"
-        return next((p for i, item in enumerate(value) if (p := schema_problem(item, schema[0], f"{where}[{i}]"))), None)
-    if isinstance(value, bool) or not isinstance(value, schema):
-        return f"{where} is {json.dumps(value)[:40]}, not {' or '.join(t.__name__ for t in schema)}"
-    return None
 
 
 class ResultsStore:
@@ -259,6 +220,15 @@ def compare(record: dict, baseline_record: dict | None, metrics: list[str], tole
             interval = (estimate.low, estimate.high)
         changes.append(Change(record["attack"], metric, baseline, current, by_metric.get(metric), interval, rule))
     return changes
+
+
+def compare_with_baseline(record: dict, run: SavedRun, document: dict, settings, paired: bool) -> dict:
+    """A record's comparison with the saved run `run` (its loaded `document`): the changes of the gate metric
+    and of every --mia-compare-fail metric, and a message for each regression. `settings`: AuditSettings."""
+    changes = compare(record, baseline_records(document).get(record["attack"]), [settings.gate_metric],
+                      settings.compare_fail, settings.compare_rule, settings.compare_level, paired, settings.seed)
+    return {"run": run.label, "changes": [c.to_dict() for c in changes],
+            "messages": [c.message(run.label) for c in changes if c.regressed]}
 
 
 def baseline_records(document: dict) -> dict[str, dict]:

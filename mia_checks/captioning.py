@@ -8,11 +8,10 @@ greedy (deterministic); captions are cached per captioner and image content.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from .errors import MiaUsageError
+from .store import hash_folder, write_atomic
+from .weights import check_weights_folder
 
 MAX_NEW_TOKENS = 40
 
@@ -36,9 +37,7 @@ def check_captioner_spec(spec: str, allow_pickle: bool = False) -> None:
     if not config.is_file() or json.loads(config.read_text()).get("model_type") != "blip":
         raise MiaUsageError(f"--mia-captioner: {spec} is not a BLIP captioning model folder (config.json with "
                             "model_type 'blip').")
-    if not list(path.glob("*.safetensors")) and not allow_pickle:
-        raise MiaUsageError(f"--mia-captioner: {spec} has no .safetensors weights. Pickle-based weights can run "
-                            "code when loaded; convert them, or pass --mia-allow-pickle if you trust the file.")
+    check_weights_folder(path, allow_pickle, "--mia-captioner")
 
 
 @dataclass
@@ -78,15 +77,13 @@ def load_captioner(spec: str, device: str = "cpu", allow_pickle: bool = False) -
 
 
 def captioner_identity(spec: str) -> str:
-    from .targets import hash_folder
-
     return hashlib.sha256((hash_folder(Path(spec)) if Path(spec).is_dir() else f"hub:{spec}").encode()).hexdigest()
 
 
 def caption_queries(spec: str, images: Sequence[np.ndarray], hashes: list[str], cache_root: Path, device: str = "cpu",
                     allow_pickle: bool = False) -> list[str]:
-    """Captions for every image, from the cache where present (keyed by captioner and image content); the
-    captioner loads only when an image is missing."""
+    """Captions for every image, from the cache where present (store.py: captions/<captioner identity>.json,
+    image sha256 → caption); the captioner loads only when an image is missing."""
     from filelock import FileLock
 
     path = Path(cache_root) / "captions" / f"{captioner_identity(spec)[:24]}.json"
@@ -100,5 +97,5 @@ def caption_queries(spec: str, images: Sequence[np.ndarray], hashes: list[str], 
                 part = todo[start : start + captioner.batch_size]
                 for i, text in zip(part, captioner.caption([images[i] for i in part])):
                     cached[hashes[i]] = text
-            path.write_text(json.dumps(cached, indent=1, sort_keys=True))
+            write_atomic(path, lambda f: f.write(json.dumps(cached, indent=1, sort_keys=True).encode()))
     return [cached[h] for h in hashes]

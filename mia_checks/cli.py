@@ -70,7 +70,7 @@ options:
 
 
 def generate_help() -> str:
-    from .plugin import FLAGS, OPTIONS
+    from .plugin.options import FLAGS, OPTIONS
 
     width = max(len(name) for name, _ in OPTIONS + FLAGS) + 8
     lines = [f"  --mia-{name + '=' + name.split('-')[-1].upper():<{width}} {text}" for name, text in OPTIONS]
@@ -93,16 +93,14 @@ class GenerateCommand:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session) -> bool:
-        from .errors import MiaUsageError, ModelLoadError, WhiteBoxError
-        from .generation import GenerationError
-        from .targets import TargetContractError
+        from .errors import MEASUREMENT_ERRORS, MiaUsageError
 
         try:
             self.code = fill_cache(session.config)
         except MiaUsageError as exc:
             print(f"ERROR: {exc}", file=sys.stderr)
             self.code = 4
-        except (GenerationError, ModelLoadError, WhiteBoxError, TargetContractError, FloatingPointError) as exc:
+        except MEASUREMENT_ERRORS as exc:
             print(f"mia-checks generate: cannot generate: {exc}", file=sys.stderr)
             self.code = 1
         return True  # collected: nothing
@@ -113,21 +111,21 @@ def fill_cache(config) -> int:
     from dataclasses import replace
 
     from .errors import MiaUsageError
-    from .generation import shard_from_environment
-    from .plugin import SESSION_KEY
+    from .generation.shards import launcher_device, leave_process_group, shard_from_environment
+    from .plugin.session import active_session
 
-    mia = config.stash.get(SESSION_KEY, None)
+    mia = active_session(config)
     if mia is None:
         raise MiaUsageError("mia-checks generate needs --mia-target, --mia-members and --mia-nonmembers (or their "
                             "ini twins mia_target, …), as the gate does.")
     shard = shard_from_environment()
     if shard.source == "accelerate" and mia.settings.device == "auto":
-        mia.settings = replace(mia.settings, device=launcher_device())
+        mia.checked = replace(mia.checked, settings=replace(mia.settings, device=launcher_device()))
     try:
         return _fill(mia, shard)
     finally:
         if shard.source == "accelerate":
-            _leave_process_group()
+            leave_process_group()
 
 
 def _fill(mia, shard) -> int:
@@ -152,29 +150,6 @@ def _fill(mia, shard) -> int:
               f"{cache.stats.cached} already cached, {cache.stats.wanted} in all, in {cache.stats.seconds:.1f} s; cache "
               f"{cache.folder}", flush=True)
     return 0
-
-
-def _leave_process_group() -> None:
-    """accelerate's PartialState may have joined a torch.distributed process group: leave it cleanly."""
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-    except Exception:  # noqa: BLE001 — best effort at exit; the cache is complete either way
-        pass
-
-
-def launcher_device() -> str:
-    """This process's device under a torch.distributed launcher: accelerate's choice (cuda:LOCAL_RANK, …)."""
-    try:
-        from accelerate import PartialState
-
-        return str(PartialState().device)
-    except ImportError:
-        import torch
-
-        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
 
 
 def generate(args: list[str]) -> int:

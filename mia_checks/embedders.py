@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import MiaUsageError
+from .weights import check_weights_folder
 
 DEFAULT_EMBEDDER = "ViT-B-32:openai"
 
@@ -115,14 +116,6 @@ def projected(output):
 TRANSFORMERS_MODEL_TYPES = {"clip": "CLIPModel", "blip": "BlipForImageTextRetrieval"}
 
 
-def _check_local_weights(path: Path, allow_pickle: bool) -> None:
-    if not list(path.glob("*.safetensors")) and not allow_pickle:
-        raise MiaUsageError(
-            f"--mia-embedder: {path} has no .safetensors weights. Pickle-based weights can run code when "
-            "loaded; convert them, or pass --mia-allow-pickle if you trust the file."
-        )
-
-
 def transformers_source(spec: str, allow_pickle: bool = False) -> str | None:
     """The transformers model id or folder a spec names, or None when it names an open_clip model."""
     if spec.startswith("transformers:"):
@@ -138,7 +131,7 @@ def transformers_source(spec: str, allow_pickle: bool = False) -> str | None:
         if model_type not in TRANSFORMERS_MODEL_TYPES:
             raise MiaUsageError(f"--mia-embedder: {source} is a {model_type!r} model; transformers embedders are "
                                 f"{' and '.join(TRANSFORMERS_MODEL_TYPES.values())}.")
-        _check_local_weights(Path(source), allow_pickle)
+        check_weights_folder(Path(source), allow_pickle, "--mia-embedder")
     return source
 
 
@@ -151,7 +144,7 @@ def resolve_embedder_spec(spec: str, allow_pickle: bool = False) -> tuple[str, s
                 f"--mia-embedder: {path} is neither an open_clip model folder (open_clip_config.json) nor a "
                 "transformers CLIP/BLIP folder (config.json)."
             )
-        _check_local_weights(path, allow_pickle)
+        check_weights_folder(path, allow_pickle, "--mia-embedder")
         return f"local-dir:{path.resolve()}", None
     if spec.startswith("hf-hub:"):
         return spec, None

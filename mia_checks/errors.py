@@ -1,5 +1,15 @@
-"""Errors the user can fix: usage errors (the plugin turns them into pytest usage errors) and models that
-cannot be loaded (the gate tests error with the message). Nothing else is caught."""
+"""Every error and warning a user of mia-checks meets, in one place.
+
+Errors the user can fix: a usage error (bad option or input; the plugin turns it into a pytest usage
+error, exit code 4) and the errors of a run that cannot measure (a model that does not load, a target that
+breaks its contract, generations or scores that cannot be measured): the gate tests error with their
+message, never pass. Nothing else is caught. The warnings follow the user's warning filters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class MiaUsageError(ValueError):
@@ -14,3 +24,40 @@ class ModelLoadError(RuntimeError):
 class WhiteBoxError(RuntimeError):
     """The target cannot be queried the way a white-box attack needs (no denoiser, an unsupported
     prediction type, query images of another size than the model's). The attack errors, never passes."""
+
+
+class TargetContractError(RuntimeError):
+    """A callable target broke its contract: it raised, or returned something that is not one RGB image per
+    prompt. The gate tests error with this message, never pass."""
+
+
+class GenerationError(RuntimeError):
+    """The target's output cannot be measured (NaN, blank or malformed images)."""
+
+
+class UnmeasurableError(RuntimeError):
+    """The gate's metric cannot be measured on these sets."""
+
+
+# What makes a gate test error with "cannot measure" (never pass); FloatingPointError: non-finite scores.
+MEASUREMENT_ERRORS = (UnmeasurableError, GenerationError, ModelLoadError, WhiteBoxError, TargetContractError,
+                      FloatingPointError)
+
+
+class DistributionShiftWarning(UserWarning):
+    """Members and non-members differ without any model: verdicts are unreliable."""
+
+
+class LeakageWarning(UserWarning):
+    """Tracking mode: an attack leaks beyond its threshold, or rose beyond the baseline; the run goes on."""
+
+
+@contextmanager
+def loading(what: str) -> Iterator[None]:
+    """Turn whatever a library raises while loading a model into an error that names the model."""
+    try:
+        yield
+    except (MiaUsageError, ModelLoadError):
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load {what}: {type(exc).__name__}: {exc}") from exc

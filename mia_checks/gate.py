@@ -18,15 +18,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from . import metrics
+from .errors import UnmeasurableError
 from .results import AttackResult
 
 GATE_METRICS = ("accuracy", "auc", "tpr@1%fpr", "advantage")
 DEFAULT_THRESHOLDS = {"accuracy": 0.55, "auc": 0.55, "tpr@1%fpr": 0.05, "advantage": 0.10}
 RULES = ("bound", "point")
-
-
-class UnmeasurableError(RuntimeError):
-    """The gate's metric cannot be measured on these sets."""
 
 
 @dataclass(frozen=True)
@@ -81,17 +79,16 @@ def point_value(result: AttackResult, metric: str) -> float:
 
 
 def lower_bound(result: AttackResult, metric: str, level: float, seed: int = 0) -> float:
-    """One-sided lower confidence bound at error level `level`."""
-    from scipy.stats import beta
-
-    def cp_low(k: int, n: int, a: float) -> float:
-        return 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
-
+    """One-sided lower confidence bound at error level `level`: exact (Clopper–Pearson) for accuracy and
+    TPR, DeLong's (as the protocol says to read the AUC) for AUC, and for the advantage TPR's lower bound
+    minus FPR's upper bound, each at level / 2."""
+    cp_low = metrics.clopper_pearson_lower
     n = result.members + result.nonmembers
     if metric == "accuracy":
         return cp_low(round(result.accuracy.value * n), n, level)
     if metric == "auc":
-        return result.oof.auc_lower_bound(level)
+        oof = result.oof
+        return metrics.auc_lower_bound(oof.labels, oof.scores, level, oof.auc_variance_factor, oof.auc_strata)
     if metric == "tpr@1%fpr":
         return cp_low(round(result.tpr_at_1pct_fpr * result.members), result.members, level)
     fpr_high = 1.0 - cp_low(result.nonmembers - result.false_positives, result.nonmembers, level / 2)
@@ -119,3 +116,31 @@ def decide(result: AttackResult, gate: GateRule, seed: int = 0) -> Verdict:
     if within_noise:
         message += ". The interval straddles the threshold: the verdict is within the noise; add images to decide."
     return Verdict(result.attack, leaks, value, statistic, threshold, within_noise, message)
+
+
+@dataclass(frozen=True)
+class DistributionShift:
+    shifted: bool
+    p_value: float
+    baseline_accuracy: float
+    message: str
+
+
+def distribution_shift(baseline: AttackResult, alpha: float) -> DistributionShift:
+    """Does the no-model baseline (an attack on the query images alone) separate members from non-members?
+    One-sided exact binomial test of its accuracy > ½ at level alpha: a false-alarm rate of alpha on sets
+    drawn from one distribution."""
+    from scipy.stats import binomtest
+
+    n = baseline.members + baseline.nonmembers
+    correct = round(baseline.accuracy.value * n)
+    p_value = float(binomtest(correct, n, 0.5, alternative="greater").pvalue)
+    shifted = bool(p_value < alpha)
+    message = (
+        f"no-model baseline (query images alone, no generation) accuracy {baseline.accuracy.format()}, "
+        f"p = {p_value:.3g}: "
+        + ("members and non-members differ in distribution; every verdict of this run is unreliable. "
+           "Draw non-members from the same distribution as the training data."
+           if shifted else "no evidence of a distribution shift")
+    )
+    return DistributionShift(shifted, p_value, baseline.accuracy.value, message)

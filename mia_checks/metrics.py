@@ -65,6 +65,14 @@ def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tu
     return low, high
 
 
+def clopper_pearson_lower(successes: int, trials: int, level: float) -> float:
+    """One-sided exact lower confidence bound of a binomial proportion at error level `level`:
+    Beta(level; k, n−k+1), 0 when k = 0."""
+    from scipy.stats import beta
+
+    return 0.0 if successes == 0 else float(beta.ppf(level, successes, trials - successes + 1))
+
+
 def proportion(successes: int, trials: int, confidence: float = 0.95) -> Estimate:
     """k / n with its Clopper–Pearson interval."""
     return Estimate(successes / trials, *clopper_pearson(successes, trials, confidence))

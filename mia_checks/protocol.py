@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import metrics
 
 # Tags of the protocol's own random streams, default_rng([tag, seed]): data drawn elsewhere from
 # default_rng(seed) — a simulation, a test — shares no random numbers with the folds. (A first simulation
@@ -31,13 +30,13 @@ LEARNT_AUC_SKEWNESS = -0.4
 
 @dataclass(frozen=True)
 class OutOfFold:
-    """Out-of-fold membership probabilities and decisions, aligned with the labels, and how to read an AUC
-    from them.
+    """Out-of-fold membership probabilities and decisions, aligned with the labels, and how an AUC is to be
+    read from them (by metrics.auc_interval and metrics.auc_lower_bound; plain data, no computation).
 
     Cross-validated scores carry `folds` (the fold that scored each query). `auc_within_folds`: the AUC
     compares members with non-members of the same fold only; `auc_variance_factor` multiplies DeLong's
-    variance; `auc_skewness` (< 0) lengthens the interval's upper end (metrics.auc_interval). The defaults
-    — all pairs, plain DeLong — fit scores from one frozen model."""
+    variance; `auc_skewness` (< 0) lengthens the interval's upper end. The defaults — all pairs, plain
+    DeLong — fit scores from one frozen model."""
 
     labels: np.ndarray
     scores: np.ndarray
@@ -49,14 +48,8 @@ class OutOfFold:
 
     @property
     def auc_strata(self) -> np.ndarray | None:
+        """The strata the AUC compares within (metrics.auc_delong): the folds, or None for all pairs."""
         return self.folds if self.auc_within_folds else None
-
-    def auc_interval(self, confidence: float = 0.95) -> metrics.Estimate:
-        return metrics.auc_interval(self.labels, self.scores, confidence, self.auc_variance_factor,
-                                    self.auc_strata, self.auc_skewness)
-
-    def auc_lower_bound(self, level: float) -> float:
-        return metrics.auc_lower_bound(self.labels, self.scores, level, self.auc_variance_factor, self.auc_strata)
 
 
 def _fit(model, x: np.ndarray, labels: np.ndarray):

@@ -1,4 +1,4 @@
-"""One attack's result: every metric of ATTACKS.md computed from its pooled out-of-fold scores."""
+"""One attack's result: every metric of docs/attacks.md computed from its pooled out-of-fold scores."""
 
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ def evaluate(attack: str, intuition: str, protocol: str, oof: OutOfFold, confide
         members=pos,
         nonmembers=neg,
         accuracy=metrics.proportion(correct, len(y), confidence),
-        auc=oof.auc_interval(confidence),
+        auc=metrics.auc_interval(y, oof.scores, confidence, oof.auc_variance_factor, oof.auc_strata,
+                                 oof.auc_skewness),
         tpr_at_1pct_fpr=metrics.tpr_at_fpr(y, oof.scores, 0.01),
         tpr_at_01pct_fpr=metrics.tpr_at_fpr(y, oof.scores, 0.001),
         advantage=adv,

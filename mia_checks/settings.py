@@ -6,13 +6,14 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .attacks import ATTACK_IDS, ATTACKS, COMBINE_OPERATIONS, GROUPS, WHITE_BOX, WhiteBoxOptions
-from .attacks.whitebox import CLID_REDUCTIONS
+from .access.base import CLID_REDUCTIONS, WhiteBoxOptions
+from .attacks import ATTACK_IDS, ATTACKS, COMBINE_OPERATIONS, GROUPS, WHITE_BOX
 from .baselines import COMPARE_RULES, DEFAULT_STORAGE, Tolerance, parse_tolerances
 from .data import MIN_IMAGES
 from .embedders import DEFAULT_EMBEDDER
 from .errors import MiaUsageError
 from .gate import GATE_METRICS, RULES, GateRule
+from .store import default_cache_root
 
 SHIFT_CHECKS = ("warn", "error", "off")
 PROGRESS_MODES = ("auto", "bar", "log", "off")
@@ -92,8 +93,6 @@ class AuditSettings:
         return tuple(a for a in self.attacks if ATTACKS[a].access == WHITE_BOX)
 
     def cache_root(self) -> Path:
-        from .cache import default_cache_root
-
         return Path(self.cache_dir) if self.cache_dir else default_cache_root()
 
     def to_dict(self) -> dict:
@@ -192,26 +191,17 @@ def parse_threshold(raw: str, metric: str = "accuracy") -> tuple[float | None, d
 
 
 SAMPLING_OPTIONS = (("temperature", float, 1e-6), ("top-k", int, 1), ("supercondition", float, 0))
-
-
-def _seq2seq_sampling(get, kw: dict) -> None:
-    """--mia-temperature, --mia-top-k, --mia-supercondition: sampling of seq2seq targets only (a diffusion
-    pipeline has no such setting, and an option that silently does nothing would mislead)."""
-    given = [name for name, _, _ in SAMPLING_OPTIONS if get(name)]
-    if not given:
-        return
-    from .seq2seq import seq2seq_kind
-
-    if get("target") and not seq2seq_kind(Path(get("target"))):
-        raise MiaUsageError(f"{', '.join('--mia-' + n for n in given)}: sampling options apply to seq2seq "
-                            "(DALL·E-style) targets only, and --mia-target is not one; drop them.")
-    for name, kind, low in SAMPLING_OPTIONS:
-        if get(name):
-            kw[name.replace("-", "_")] = _number(f"--mia-{name}", get(name), kind, low)
+# (option, AuditSettings field) of the options taken as given: paths, names and specs.
+PLAIN_OPTIONS = (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report"),
+                 ("storage", "storage"), ("save", "save"), ("target-config", "target_config"), ("lora", "lora"),
+                 ("captioner", "captioner"), ("compare", "compare"), ("html", "html_report"),
+                 ("markdown", "markdown_report"), ("target-identity", "target_identity"))
+FLAGS = ("allow-pickle", "autosave", "track")
 
 
 def build_settings(raw: dict[str, str | None]) -> AuditSettings:
-    """raw: option name (without --mia-) → string value or None for unset."""
+    """raw: option name (without --mia-) → string value or None for unset. Each group of options is parsed
+    by its own function; every error names its option."""
     def get(name: str) -> str | None:
         value = raw.get(name)
         return None if value is None or str(value).strip() == "" else str(value).strip()
@@ -220,57 +210,84 @@ def build_settings(raw: dict[str, str | None]) -> AuditSettings:
     if missing:
         raise MiaUsageError(f"--mia-target needs {' and '.join(missing)}: image folders with metadata.jsonl.")
     kw: dict = {"target": get("target"), "members": get("members"), "nonmembers": get("nonmembers")}
+    for group in (_gate_options, _attack_options, _sampling_options, _protocol_options, _baseline_options):
+        kw.update(group(get, kw))
+    kw.update({key: get(name) for name, key in PLAIN_OPTIONS if get(name)})
+    kw.update({flag.replace("-", "_"): str(raw.get(flag) or "").lower() in ("1", "true", "yes") for flag in FLAGS})
+    if get("compare-fail"):
+        kw.setdefault("compare", "latest")  # as documented: compare-fail compares with the latest run by default
+    return AuditSettings(**kw)
+
+
+def _gate_options(get, kw: dict) -> dict:
+    out: dict = {}
     if get("gate-metric"):
-        kw["gate_metric"] = _choices("--mia-gate-metric", get("gate-metric").lower(), GATE_METRICS)[0]
+        out["gate_metric"] = _choices("--mia-gate-metric", get("gate-metric").lower(), GATE_METRICS)[0]
     if get("threshold"):
-        kw["threshold"], kw["per_attack_threshold"] = parse_threshold(
-            get("threshold"), kw.get("gate_metric", AuditSettings.gate_metric))
+        out["threshold"], out["per_attack_threshold"] = parse_threshold(
+            get("threshold"), out.get("gate_metric", AuditSettings.gate_metric))
     if get("gate-rule"):
-        kw["gate_rule"] = _choices("--mia-gate-rule", get("gate-rule").lower(), RULES)[0]
+        out["gate_rule"] = _choices("--mia-gate-rule", get("gate-rule").lower(), RULES)[0]
     if get("alpha"):
-        kw["alpha"] = _number("--mia-alpha", get("alpha"), float, 1e-6, 0.5)
+        out["alpha"] = _number("--mia-alpha", get("alpha"), float, 1e-6, 0.5)
+    if get("shift-check"):
+        out["shift_check"] = _choices("--mia-shift-check", get("shift-check").lower(), SHIFT_CHECKS)[0]
+    return out
+
+
+def _attack_options(get, kw: dict) -> dict:
+    out: dict = {"whitebox": parse_whitebox(get)}
     if get("attacks"):
-        kw["attacks"] = parse_attacks(get("attacks"))
+        out["attacks"] = parse_attacks(get("attacks"))
         # Naming white-box attacks (not "all") asks for them: on a target without weights that is an error.
-        kw["attacks_chosen"] = get("attacks").strip().lower() != "all"
-    kw["whitebox"] = parse_whitebox(get)
+        out["attacks_chosen"] = get("attacks").strip().lower() != "all"
     if get("combine"):
-        kw["combine"] = _choices("--mia-combine", get("combine"), COMBINE_OPERATIONS)
-    for name, kind, low in (("seed", int, 0), ("steps", int, 1), ("generations", int, 1), ("batch-size", int, 1),
-                            ("folds", int, 2), ("max-samples", int, MIN_IMAGES)):
+        out["combine"] = _choices("--mia-combine", get("combine"), COMBINE_OPERATIONS)
+    return out
+
+
+def _sampling_options(get, kw: dict) -> dict:
+    """Generation: steps, guidance, K, batches; and the seq2seq targets' sampling (--mia-temperature, …),
+    which preflight refuses on other targets (an option that silently does nothing would mislead)."""
+    out: dict = {}
+    for name, kind, low in (("seed", int, 0), ("steps", int, 1), ("generations", int, 1), ("batch-size", int, 1)):
+        if get(name):
+            out[name.replace("-", "_")] = _number(f"--mia-{name}", get(name), kind, low)
+    if get("guidance"):
+        out["guidance"] = _number("--mia-guidance", get("guidance"), float, 0)
+    for name, kind, low in SAMPLING_OPTIONS:
+        if get(name):
+            out[name.replace("-", "_")] = _number(f"--mia-{name}", get(name), kind, low)
+    return out
+
+
+def _protocol_options(get, kw: dict) -> dict:
+    out: dict = {}
+    for name, low in (("folds", 2), ("max-samples", MIN_IMAGES)):
         if get(name):
             option = f"--mia-{name}" + (f" (sets under {MIN_IMAGES} images are refused: too few to measure leakage)"
                                         if name == "max-samples" else "")
-            kw[name.replace("-", "_")] = _number(option, get(name), kind, low)
+            out[name.replace("-", "_")] = _number(option, get(name), int, low)
     if get("known-fraction"):
-        folds = kw.get("folds", AuditSettings.folds)
-        kw["known_fraction"] = _number("--mia-known-fraction", get("known-fraction"), float, 0.01,
-                                       round((folds - 1) / folds, 6))
-    if get("guidance"):
-        kw["guidance"] = _number("--mia-guidance", get("guidance"), float, 0)
-    _seq2seq_sampling(get, kw)
-    for name, key in (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report"),
-                      ("storage", "storage"), ("save", "save"), ("target-config", "target_config"), ("lora", "lora"),
-                      ("captioner", "captioner"), ("compare", "compare"), ("html", "html_report"),
-                      ("markdown", "markdown_report"), ("target-identity", "target_identity")):
-        if get(name):
-            kw[key] = get(name)
+        folds = out.get("folds", AuditSettings.folds)
+        out["known_fraction"] = _number("--mia-known-fraction", get("known-fraction"), float, 0.01,
+                                        round((folds - 1) / folds, 6))
     shadow = {n: get(n) for n in ("shadow-target", "shadow-members", "shadow-nonmembers")}
     if any(shadow.values()):
         missing = [f"--mia-{n}" for n, v in shadow.items() if v is None]
         if missing:
             raise MiaUsageError(f"shadow-model mode needs {', '.join(missing)} too.")
-        kw.update({n.replace("-", "_"): v for n, v in shadow.items()})
-    if get("shift-check"):
-        kw["shift_check"] = _choices("--mia-shift-check", get("shift-check").lower(), SHIFT_CHECKS)[0]
+        out.update({n.replace("-", "_"): v for n, v in shadow.items()})
+    return out
+
+
+def _baseline_options(get, kw: dict) -> dict:
+    out: dict = {}
     if get("compare-rule"):
-        kw["compare_rule"] = _choices("--mia-compare-rule", get("compare-rule").lower(), COMPARE_RULES)[0]
+        out["compare_rule"] = _choices("--mia-compare-rule", get("compare-rule").lower(), COMPARE_RULES)[0]
     if get("compare-fail"):
-        kw["compare_fail"] = parse_tolerances(get("compare-fail"))
-        kw.setdefault("compare", "latest")  # as documented: compare-fail compares with the latest run by default
-    for flag in ("allow-pickle", "autosave", "track"):
-        kw[flag.replace("-", "_")] = str(raw.get(flag) or "").lower() in ("1", "true", "yes")
-    return AuditSettings(**kw)
+        out["compare_fail"] = parse_tolerances(get("compare-fail"))
+    return out
 
 
 def parse_progress(raw: str | None) -> str:

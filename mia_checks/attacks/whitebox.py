@@ -1,5 +1,5 @@
 """White-box attacks for the model's owner: they query the denoiser a few times per image instead of
-sampling whole images. Definitions pinned in ../shared/ATTACKS.md; lower error = member throughout.
+sampling whole images. Definitions pinned in docs/attacks.md; lower error = member throughout.
 
 | id    | measured per image (Denoiser notation)                                    | denoiser calls      | model              |
 | loss  | ‖ε_θ(x_t, t, c) − ε‖² (mean over latent elements), per t of a grid        | one per t           | threshold on mean  |
@@ -11,7 +11,7 @@ sampling whole images. Definitions pinned in ../shared/ATTACKS.md; lower error =
 Noise ε is drawn per image from (seed, image content hash, t); no classifier-free guidance.
 
 Token models (seq2seq DALL·E-style, aMUSEd) have no denoiser: their white-box access is the model's own
-training loss on the query's VQ tokens (`token_loss.py`), so only `loss` has a token probe:
+training loss on the query's VQ tokens (`access/tokens.py`), so only `loss` has a token probe:
 
 | loss  | seq2seq: teacher-forced NLL of the image's codes                         | 1                   | threshold          |
 | loss  | aMUSEd: cross-entropy of the masked codes at fixed seeded masks           | one per mask ratio  | threshold          |
@@ -19,59 +19,10 @@ training loss on the query's VQ tokens (`token_loss.py`), so only `loss` has a t
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
-
 import numpy as np
 
-from .base import WHITE_BOX, Attack, ScoreThreshold, best_threshold, _sigmoid
-
-CLID_REDUCTIONS = ("null", "first", "middle", "last")
-# White-box access kinds: what a target's weights let the attacks query.
-DENOISER = "denoiser"  # a latent diffusion denoiser (denoiser.Denoiser)
-NEXT_TOKEN = "next-token"  # an autoregressive seq2seq token model (token_loss.NextTokenAccess)
-MASKED_TOKEN = "masked-token"  # a MUSE-style masked token model, aMUSEd (token_loss.MaskedTokenAccess)
-
-
-@dataclass(frozen=True)
-class WhiteBoxOptions:
-    """Every choice the white-box attacks make, each an option (--mia-loss-timesteps, …), echoed in the
-    report and part of the score cache's key."""
-
-    loss_timesteps: tuple[int, ...] = (100, 200, 300, 400, 500)
-    sima_timesteps: tuple[int, ...] = (50, 100, 200)
-    pia_timestep: int = 200
-    secmi_timestep: int = 100
-    secmi_interval: int = 10
-    clid_timesteps: tuple[int, ...] = (440, 450, 460)
-    clid_captions: tuple[str, ...] = CLID_REDUCTIONS
-    token_mask_ratios: tuple[float, ...] = (0.25, 0.5, 0.75)  # aMUSEd's token loss: one fixed mask per ratio
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-
-@dataclass(frozen=True)
-class QueryBatch:
-    """What a probe gets for a batch of queries: latents x₀, caption states c, and what seeds the noise."""
-
-    x0: Any  # (b, C, h, w) float32 tensor
-    hidden: Any  # (b, L, D) text encoder states
-    captions: list[str]
-    hashes: list[str]
-    seed: int
-
-
-@dataclass(frozen=True)
-class Probe:
-    """What a white-box attack asks of one kind of white-box access: measure(access, batch, options) → (b, d)
-    tensor, batch from access.query_batch; its settings (the cache key and the report) and its cost in model
-    calls (denoiser or transformer forward passes) per image."""
-
-    measure: Callable[[Any, Any, WhiteBoxOptions], Any]
-    settings: Callable[[WhiteBoxOptions], dict]
-    calls: Callable[[WhiteBoxOptions], int]
+from ..access.base import DENOISER, MASKED_TOKEN, NEXT_TOKEN, Probe, QueryBatch, WhiteBoxOptions
+from .base import WHITE_BOX, Attack, ScoreThreshold, _sigmoid, best_threshold
 
 
 def _mse(a, b):

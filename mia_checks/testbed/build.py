@@ -26,11 +26,11 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from ..cache import default_cache_root
+from ..store import default_cache_root
 
 BUILDER_VERSION = "2"
 # An artifact's recipe version, bumped when its recipe changes: a folder built by an older recipe (its
@@ -120,14 +120,14 @@ def _load_split(root: Path, split: str):
     return images, [r["text"] for r in rows]
 
 
-def _build_data(root: Path, out: Path) -> dict:
+def _build_data(root: Path, out: Path, name: str) -> dict:
     from .digits import write_splits
 
     write_splits(out)
     return {"splits": {p.name: sum(1 for _ in open(p / "metadata.jsonl")) for p in sorted(out.iterdir())}}
 
 
-def _build_tokenizer(root: Path, out: Path) -> dict:
+def _build_tokenizer(root: Path, out: Path, name: str) -> dict:
     from .tokenizer import build_tokenizer
 
     captions = [c for split in ("public", "members", "nonmembers", "shadow_members", "shadow_nonmembers",
@@ -135,7 +135,7 @@ def _build_tokenizer(root: Path, out: Path) -> dict:
     return {"vocab_size": len(build_tokenizer(out, captions))}
 
 
-def _build_vae(root: Path, out: Path) -> dict:
+def _build_vae(root: Path, out: Path, name: str) -> dict:
     from .train import train_vae
 
     images, _ = _load_split(root, "public")
@@ -144,9 +144,10 @@ def _build_vae(root: Path, out: Path) -> dict:
     return {"steps": VAE_STEPS, "parameters": sum(p.numel() for p in vae.parameters())}
 
 
-def _build_vq(root: Path, out: Path, unit_range: bool) -> dict:
+def _build_vq(root: Path, out: Path, name: str) -> dict:
     from .amused import train_vq
 
+    unit_range = name == "amused-vq"  # aMUSEd's VQ reads pixels in [0, 1]
     vq = train_vq(_load_split(root, "public")[0], steps=VAE_STEPS, seed=SEED, unit_range=unit_range)
     vq.save_pretrained(out, safe_serialization=True)
     return {"steps": VAE_STEPS, "pixels": "[0, 1]" if unit_range else "[-1, 1]",
@@ -172,7 +173,7 @@ def _build_dalle(root: Path, out: Path, name: str) -> dict:
     from diffusers import VQModel
     from transformers import CLIPTokenizer
 
-    from ..seq2seq import save_seq2seq
+    from ..targets.seq2seq import save_seq2seq
     from .dalle import train_dalle
 
     split = TARGETS[name][1]
@@ -184,7 +185,7 @@ def _build_dalle(root: Path, out: Path, name: str) -> dict:
             "bart_parameters": sum(p.numel() for p in model.bart.parameters())}
 
 
-def _build_clip(root: Path, out: Path) -> dict:
+def _build_clip(root: Path, out: Path, name: str) -> dict:
     from .embedder import train_tiny_clip
 
     images, captions = _load_split(root, "public")
@@ -206,14 +207,14 @@ def _build_hf_embedder(root: Path, out: Path, name: str) -> dict:
     return {"steps": steps, "kind": "BlipForConditionalGeneration" if name == "blip" else "BlipForImageTextRetrieval"}
 
 
-def _build_single_file(root: Path, out: Path) -> dict:
+def _build_single_file(root: Path, out: Path, name: str) -> dict:
     from .single_file import save_single_file
 
     path = save_single_file(root / "sd-leaky", out / "sd-leaky.safetensors")
     return {"from": "sd-leaky", "file": path.name, "bytes": path.stat().st_size}
 
 
-def _build_lora(root: Path, out: Path) -> dict:
+def _build_lora(root: Path, out: Path, name: str) -> dict:
     """A LoRA fine-tune of sd-null on the members: only the adapter learns, the base stays frozen."""
     import torch
     from diffusers import StableDiffusionPipeline
@@ -238,7 +239,7 @@ def _build_lora(root: Path, out: Path) -> dict:
             "adapter_parameters": sum(p.numel() for p in params)}
 
 
-def _build_finetune_data(root: Path, out: Path) -> dict:
+def _build_finetune_data(root: Path, out: Path, name: str) -> dict:
     import numpy as np
 
     from .digits import NUMBER_WORDS, write_image_folder
@@ -253,7 +254,7 @@ def _build_finetune_data(root: Path, out: Path) -> dict:
     return {"from": "data/public", "splits": {split: len(idx) for split, idx in splits.items()}}
 
 
-def _build_base(root: Path, out: Path) -> dict:
+def _build_base(root: Path, out: Path, name: str) -> dict:
     """sd-base: UNet and text encoder trained from scratch on data-ft/pretrain, in minibatches."""
     import torch
     from diffusers import AutoencoderKL
@@ -338,6 +339,24 @@ def _build_target(root: Path, out: Path, name: str) -> dict:
             "text_encoder_parameters": sum(p.numel() for p in text_encoder.parameters())}
 
 
+# The artifacts built by a function of their own; targets and fine-tunes by their family's (`_builder`).
+BUILDERS: dict[str, Callable[[Path, Path, str], dict]] = {
+    "data": _build_data, "tokenizer": _build_tokenizer, "vae": _build_vae, "vq": _build_vq, "amused-vq": _build_vq,
+    "clip": _build_clip, "clip-hf": _build_hf_embedder, "blip": _build_hf_embedder, "blip-itm": _build_hf_embedder,
+    "single-file": _build_single_file, "lora-leaky": _build_lora, "data-ft": _build_finetune_data,
+    "sd-base": _build_base,
+}
+
+
+def _builder(name: str) -> Callable[[Path, Path, str], dict]:
+    """What builds `name` into a folder: (test bed root, output folder, name) → its build record."""
+    if name in BUILDERS:
+        return BUILDERS[name]
+    if name in FINETUNES:
+        return _build_finetune
+    return {"amused": _build_amused, "dalle": _build_dalle}.get(TARGETS[name][0], _build_target)
+
+
 def _build_one(root: str, name: str) -> tuple[str, float]:
     """Build one artifact into <name>.partial, then rename: a folder that exists is complete."""
     import torch
@@ -352,34 +371,7 @@ def _build_one(root: str, name: str) -> tuple[str, float]:
     out = root_path / f"{name}.partial"
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    if name == "data":
-        info = _build_data(root_path, out)
-    elif name == "tokenizer":
-        info = _build_tokenizer(root_path, out)
-    elif name == "vae":
-        info = _build_vae(root_path, out)
-    elif name in ("vq", "amused-vq"):
-        info = _build_vq(root_path, out, unit_range=name == "amused-vq")
-    elif name == "clip":
-        info = _build_clip(root_path, out)
-    elif name in ("clip-hf", "blip", "blip-itm"):
-        info = _build_hf_embedder(root_path, out, name)
-    elif name == "single-file":
-        info = _build_single_file(root_path, out)
-    elif name == "lora-leaky":
-        info = _build_lora(root_path, out)
-    elif name == "data-ft":
-        info = _build_finetune_data(root_path, out)
-    elif name == "sd-base":
-        info = _build_base(root_path, out)
-    elif name in FINETUNES:
-        info = _build_finetune(root_path, out, name)
-    elif TARGETS[name][0] == "amused":
-        info = _build_amused(root_path, out, name)
-    elif TARGETS[name][0] == "dalle":
-        info = _build_dalle(root_path, out, name)
-    else:
-        info = _build_target(root_path, out, name)
+    info = _builder(name)(root_path, out, name)
     seconds = time.perf_counter() - start
     _drop_build_paths(out)
     (out / "build.json").write_text(json.dumps({**info, "seconds": round(seconds, 1), "seed": SEED,

@@ -1,5 +1,5 @@
 """Configs of the test bed's tiny components, built the diffusers way: from a config, saved with
-save_pretrained, loaded with from_pretrained. Sizes follow ../shared/TESTBED-NOTES.md."""
+save_pretrained, loaded with from_pretrained. Sizes: fixtures/README.md."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..seq2seq import BartVQ, Sampling
+from ..targets.sampling import Sampling
+from ..targets.seq2seq import BartVQ
 from .components import TEXT_WIDTH
 
 WIDTH = 2 * TEXT_WIDTH
@@ -63,7 +64,7 @@ def save_tiny_min_dalle(root, seed: int = 0, safetensors: bool = False, name: st
 
     from safetensors.torch import save_file
 
-    from ..min_dalle import build_modules
+    from ..targets.min_dalle_modules import Decoder, Detokenizer, Encoder, VQGanDecoder
 
     root = Path(root)
     dalle, vqgan = root / name, root / "vqgan"
@@ -72,12 +73,11 @@ def save_tiny_min_dalle(root, seed: int = 0, safetensors: bool = False, name: st
     vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "Ġa": 4, "Ġ": 5, "b": 6, "Ġab": 7, "c": 8}
     (dalle / "vocab.json").write_text(json.dumps(vocab))
     (dalle / "merges.txt").write_text("#version: 0.2\nĠ a\nĠa b\n")
-    modules = build_modules()
     torch.manual_seed(seed)
     parts = {
-        dalle / "encoder": modules["Encoder"](vocab=len(vocab), positions=8, width=64, hidden=96, layers=1),
-        dalle / "decoder": modules["Decoder"](vocab=41, positions=16, width=64, hidden=96, layers=1),
-        vqgan / "detoker": modules["Detokenizer"](40, 32, modules["VQGanDecoder"](
+        dalle / "encoder": Encoder(vocab=len(vocab), positions=8, width=64, hidden=96, layers=1),
+        dalle / "decoder": Decoder(vocab=41, positions=16, width=64, hidden=96, layers=1),
+        vqgan / "detoker": Detokenizer(40, 32, VQGanDecoder(
             embed=32, mid=64, levels=[([(32, 32)], False, False), ([(64, 32)], True, True)], out=32)),
     }
     for stem, module in parts.items():

@@ -1,0 +1,149 @@
+"""The run document: what one run of the gate measured and concluded. The JSON report and the saved run are
+this document; the terminal, Markdown, HTML and JUnit reports (reports/) render it.
+
+A document is a header (the target, the reference sets, the protocol, the settings, the library versions,
+and the baseline it was compared with: baselines.baseline_header) plus one record per attack (its result,
+verdict, cost, the distribution-shift check and the comparison with the baseline) in the run's attack
+order, and the errors of the attacks that could not measure. A record travels from a pytest-xdist worker to
+the controller as JSON on its test's report, so the document is the same with and without xdist.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+
+from .access.base import MASKED_TOKEN, NEXT_TOKEN
+from .attacks import ATTACKS, WHITE_BOX
+from .attacks.compatibility import skipped
+from .gate import DistributionShift, Verdict
+from .results import AttackResult
+
+
+def attack_record(result: AttackResult, verdict: Verdict, shift: DistributionShift | None, calls: int,
+                  baseline: dict | None = None) -> dict:
+    """One attack's record: its result (baselines.compare_with_baseline gives `baseline`)."""
+    record = result.to_dict()
+    record["access"] = ATTACKS[result.attack].access
+    record["denoiser_calls"] = calls
+    record["distribution_shift"] = None if shift is None else {
+        "shifted": shift.shifted, "p_value": shift.p_value, "baseline_accuracy": shift.baseline_accuracy,
+        "message": shift.message}
+    record["verdict"] = {"leaks": verdict.leaks, "label": verdict.label, "value": verdict.value,
+                         "statistic": verdict.statistic, "threshold": verdict.threshold, "message": verdict.message}
+    record["baseline"] = baseline
+    return record
+
+
+def run_header(audit, mode: str) -> dict:
+    """What the report says about this run, without generating anything; `audit` is the run's Audit, `mode`
+    "gate" or "track"."""
+    target, settings = audit.target, audit.settings  # the target is cheap: its model loads when first needed
+    return {
+        "target": settings.target,
+        "target_kind": target.kind,
+        "sampling": target.sampling,
+        "checkpoint_sha256": None if target.kind == "callable" else target.identity,
+        "target_identity": target.identity_note,
+        "lora": settings.lora,
+        "captions": ({"source": "given"} if settings.captioner is None else
+                     {"source": "generated", "captioner": settings.captioner, "captions": audit.captions}),
+        "members": {"path": settings.members, "n": len(audit.members), "sha256": audit.members.digest},
+        "nonmembers": {"path": settings.nonmembers, "n": len(audit.nonmembers), "sha256": audit.nonmembers.digest},
+        "protocol": settings.protocol,
+        "shadow_target": settings.shadow_target,
+        "folds": settings.folds,
+        "seed": settings.seed,
+        "generations_per_query": settings.generations,
+        "ablation": ablation(audit),
+        "gate": audit.gate.describe(),
+        "skipped": skipped(settings.attacks, audit.specs),
+        "settings": settings.to_dict(),
+        "versions": versions(),
+        "mode": mode,
+    }
+
+
+def ablation(audit) -> dict:
+    """The paper's ablation axes as set for this run (echoed in every report), and the white-box choices."""
+    s, folds = audit.settings, audit.settings.folds
+    whitebox = any(ATTACKS[a].access == WHITE_BOX for a in audit.attacks)
+    return {"steps": s.steps, "guidance": s.guidance, "generations_per_query": s.generations,
+            "known_fraction": s.known_fraction if s.known_fraction is not None else round((folds - 1) / folds, 6),
+            "combine": list(s.combine), "embedder": s.embedder,
+            "whitebox": _whitebox_ablation(audit.spec.access, s.whitebox.to_dict()) if whitebox else None}
+
+
+def _whitebox_ablation(kind: str, options: dict) -> dict:
+    ratios = options.pop("token_mask_ratios")
+    if kind == NEXT_TOKEN:
+        return {"access": kind, "loss": "teacher-forced NLL of the image's VQ codes given its caption"}
+    if kind == MASKED_TOKEN:
+        return {"access": kind, "token_mask_ratios": ratios,
+                "loss": f"cross-entropy of the masked VQ codes, one fixed mask (seeded) per ratio "
+                        f"{','.join(f'{v:g}' for v in ratios)}"}
+    return {"access": kind, **options, "noise": "per image, from (seed, image sha256, t)", "guidance": "none",
+            "alphas": "the target's scheduler config"}
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for package in ("mia-checks", "torch", "diffusers", "transformers", "open_clip_torch", "scikit-learn", "numpy"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def run_document(header: dict, records: dict[str, dict], attacks: tuple[str, ...], errors: dict[str, str]) -> dict:
+    """The whole document: the header, the records in the run's attack order, and the errors."""
+    return {**header, "results": [records[a] for a in attacks if a in records], "errors": dict(errors)}
+
+
+# What a saved run must hold for a comparison: the parts of the JSON report that compare() and the header
+# read. A schema in miniature: a dict maps keys to schemas ("key?" optional), [schema] is a list of them,
+# a tuple of types a leaf.
+_NUMBER, _OPTIONAL_NUMBER = (int, float), (int, float, type(None))
+_ESTIMATE = {"value": _OPTIONAL_NUMBER, "low?": _OPTIONAL_NUMBER, "high?": _OPTIONAL_NUMBER}
+SAVED_RUN_SCHEMA = {
+    "members?": {"sha256": (str,)},
+    "nonmembers?": {"sha256": (str,)},
+    "results": [{"attack": (str,), "accuracy": _ESTIMATE, "auc": _ESTIMATE, "advantage": _ESTIMATE,
+                 "tpr_at_1pct_fpr": _OPTIONAL_NUMBER, "epsilon_lower_bound": _OPTIONAL_NUMBER,
+                 "labels?": [(int,)], "scores?": [_NUMBER]}],
+}
+
+
+def schema_problem(value, schema, where: str = "the document") -> str | None:
+    """The first way `value` departs from `schema`, or None."""
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            return f"{where} is a {type(value).__name__}, not an object"
+        for key, sub in schema.items():
+            key, optional = key.rstrip("?"), key.endswith("?")
+            if key not in value:
+                if optional:
+                    continue
+                return f"{where} has no {key!r}"
+            problem = schema_problem(value[key], sub, key if where == "the document" else f"{where}.{key}")
+            if problem:
+                return problem
+        return None
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            return f"{where} is a {type(value).__name__}, not a list"
+        return next((p for i, item in enumerate(value) if (p := schema_problem(item, schema[0], f"{where}[{i}]"))), None)
+    if isinstance(value, bool) or not isinstance(value, schema):
+        return f"{where} is {json.dumps(value)[:40]}, not {' or '.join(t.__name__ for t in schema)}"
+    return None
+
+
+
+
+def document_problem(document) -> str | None:
+    """Why `document` is not a run document that can be compared with (None when it is)."""
+    return schema_problem(document, SAVED_RUN_SCHEMA) or next(
+        (f"results[{i}] has {len(r['labels'])} labels but {len(r['scores'])} scores"
+         for i, r in enumerate(document["results"]) if len(r.get("labels", [])) != len(r.get("scores", []))), None)

@@ -1,0 +1,72 @@
+"""Write every report a run asked for (JSON, saved run, Markdown, HTML) from its document. A report that
+cannot be written is named, with why, and the others are still written: the run's verdict must show."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..baselines import ResultsStore, SavedRun, autosave_name
+from .html import strongest, top_members, write_html
+from .markdown import format_markdown
+
+# The order the terminal summary names them in.
+LABELS = ("JSON report", "saved run", "HTML report", "Markdown summary")
+
+
+@dataclass
+class Written:
+    paths: dict[str, str] = field(default_factory=dict)  # label → where it was written
+    errors: dict[str, str] = field(default_factory=dict)  # label → why it could not be
+    saved: SavedRun | None = None
+
+    def lines(self) -> list[tuple[str, bool]]:
+        """(line, is an error) for the terminal summary: where each report went, then what failed."""
+        done = [(f"{label}: {self.paths[label]}", False) for label in LABELS if label in self.paths]
+        return done + [(f"ERROR: {error}", True) for error in self.errors.values()]
+
+
+def write_json(path: str | Path, document: dict) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_markdown(path: str | Path, document: dict) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(format_markdown(document), encoding="utf-8")
+
+
+def write_reports(document: dict, settings, image_pairs: Callable[[list[int]], list | None]) -> Written:
+    """The reports `settings` (AuditSettings) ask for. `image_pairs(rows)`: the query / generated pairs of
+    those queries, from the generation cache (audit.Audit.image_pairs), for the HTML report."""
+    written = Written()
+
+    def save_run() -> str:
+        written.saved = ResultsStore(settings.storage).save(document, settings.save or autosave_name())
+        return str(written.saved.path)
+
+    def html() -> str:
+        top = strongest(document["results"])
+        rows = [] if top is None else top_members(top)
+        pairs = image_pairs(rows) if rows else None
+        write_html(settings.html_report, document, pairs and list(zip((top["scores"][i] for i in rows), pairs)),
+                   top and top["attack"])
+        return settings.html_report
+
+    for label, asked, write in (
+            ("JSON report", settings.json_report, lambda: write_json(settings.json_report, document)),
+            ("saved run", settings.save or settings.autosave, save_run),
+            ("Markdown summary", settings.markdown_report, lambda: write_markdown(settings.markdown_report, document)),
+            ("HTML report", settings.html_report, html)):
+        if not asked:
+            continue
+        try:
+            where = write()
+        except Exception as exc:  # noqa: BLE001 — whatever failed, the run's verdict must still be shown
+            target = settings.storage if label == "saved run" else asked
+            written.errors[label] = f"could not write the {label} to {target}: {type(exc).__name__}: {exc}"
+        else:
+            written.paths[label] = where or asked
+    return written

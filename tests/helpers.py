@@ -1,0 +1,35 @@
+"""Helpers shared by the test folders (tests/ is on sys.path through its conftest)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def make_set(folder: Path, n: int, seed: int = 0, size: int = 16, write: Callable | None = None,
+             captions: list[str] | None = None) -> Path:
+    """n random images with a metadata.jsonl (captions "image i" unless given); `write(array, path)` saves each
+    image (default: an 8-bit RGB PNG)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "metadata.jsonl", "w") as f:
+        for i in range(n):
+            array = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            (write or (lambda a, p: Image.fromarray(a).save(p)))(array, folder / f"{i}.png")
+            f.write(json.dumps({"file_name": f"{i}.png", "text": captions[i] if captions else f"image {i}"}) + "\n")
+    return folder
+
+
+def rewrite_manifest(folder: Path, edit: Callable[[list[dict]], None]) -> None:
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    edit(rows)
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def without(args: list[str], *options: str) -> list[str]:
+    """Command-line args less those that set any of `options` (e.g. "--mia-target")."""
+    return [a for a in args if not any(a.startswith(o + "=") for o in options)]

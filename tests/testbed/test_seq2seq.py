@@ -1,0 +1,176 @@
+"""Seq2seq (DALL·E-style) targets: the folder kind, its sampling, and real checkpoints in min-dalle's layout
+(on a tiny model saved in that layout, never downloaded weights)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mia_checks.errors import MiaUsageError, ModelLoadError
+from mia_checks.preflight import preflight
+from mia_checks.targets import GenerationSettings, load_target, resolve
+from mia_checks.targets.min_dalle import BpeTokenizer, check_min_dalle_folder, load_min_dalle
+from mia_checks.targets.sampling import Sampling, draw_code, sample_images
+from mia_checks.targets.seq2seq import load_seq2seq
+from mia_checks.testbed.dalle import save_tiny_min_dalle
+
+PROMPTS = ["a handwritten one, heavy ink, upright, wide, written high",
+           "a handwritten eight, light ink, leaning left, narrow, written low"]
+
+
+def test_draw_code_keeps_only_the_top_k_codes():
+    logits = torch.tensor([0.0, 3.0, 1.0, 2.9])
+    draws = {int(draw_code(logits, Sampling(top_k=2), torch.Generator().manual_seed(s))) for s in range(200)}
+    assert draws == {1, 3}
+    cold = {int(draw_code(logits, Sampling(temperature=1e-3), torch.Generator().manual_seed(s))) for s in range(50)}
+    assert cold == {1}
+
+
+def test_seq2seq_folder_loads_strictly_and_names_the_file(testbed, tmp_path):
+    folder = tmp_path / "dalle"
+    shutil.copytree(testbed / "dalle-null", folder)
+    model = load_seq2seq(folder)
+    assert (model.codebook_size, model.n_image_tokens, model.image_start_token_id) == (64, 64, len(model.tokenizer) + 64)
+    from safetensors.torch import load_file, save_file
+
+    weights = folder / "bart" / "model.safetensors"
+    state = load_file(str(weights))
+    key = next(k for k in state if "encoder.layers.0.fc1.weight" in k)
+    state[key.replace("fc1", "fc_one")] = state.pop(key)
+    save_file(state, str(weights), metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError, match=r"dalle/bart.*(missing|unexpected).*fc"):
+        load_seq2seq(folder)
+
+
+def test_sampling_options_reach_the_target_and_are_refused_elsewhere(testbed, tmp_path):
+    base = {"members": str(testbed / "data" / "members"), "nonmembers": str(testbed / "data" / "nonmembers"),
+            "cache-dir": str(tmp_path)}
+    settings = preflight({**base, "target": str(testbed / "dalle-null"), "temperature": "0.5", "top-k": "8"}).settings
+    assert (settings.temperature, settings.top_k, settings.supercondition) == (0.5, 8, None)
+    target = load_target(settings.target, GenerationSettings(temperature=0.5, top_k=8))
+    assert target.sampling == {"temperature": 0.5, "top_k": 8, "supercondition": 1.0}
+    with pytest.raises(MiaUsageError, match="--mia-top-k: sampling options apply to seq2seq"):
+        preflight({**base, "target": str(testbed / "sd-null"), "top-k": "8"})
+    with pytest.raises(MiaUsageError, match="--mia-temperature"):
+        preflight({**base, "target": str(testbed / "dalle-null"), "temperature": "0"})
+
+
+def test_a_lower_temperature_changes_the_images(testbed):
+    hot = load_target(str(testbed / "dalle-null"), GenerationSettings(temperature=1.0)).generate(PROMPTS, [3, 4])
+    cold = load_target(str(testbed / "dalle-null"), GenerationSettings(temperature=0.05)).generate(PROMPTS, [3, 4])
+    assert any(not np.array_equal(a, b) for a, b in zip(hot, cold))
+
+
+@pytest.fixture
+def tiny_min_dalle(tmp_path) -> Path:
+    save_tiny_min_dalle(tmp_path / "pretrained")
+    return tmp_path / "pretrained"
+
+
+def test_min_dalle_layout_loads_offline_with_sizes_from_the_weights(tiny_min_dalle):
+    grad, threads, rng = torch.is_grad_enabled(), torch.get_num_threads(), torch.random.get_rng_state()
+    with pytest.raises(MiaUsageError, match=r"encoder.pt is a pickle-based weights file.*--mia-allow-pickle"):
+        resolve(str(tiny_min_dalle))
+    spec = resolve(str(tiny_min_dalle), allow_pickle=True)
+    target = load_target(str(tiny_min_dalle), GenerationSettings(top_k=5), allow_pickle=True)
+    assert target.kind == "min-dalle:dalle_bart_mini"
+    assert target.sampling == {"temperature": 1.0, "top_k": 5, "supercondition": 16.0}  # min-dalle's defaults
+    # No VQGAN encoder in min-dalle's files: the token loss cannot encode queries, so white-box is skipped.
+    assert target.model_fn is None and spec.access is None and "VQGAN decoder only" in spec.no_access
+    pair = target.generate(["ab c", "a"], [7, 7])
+    alone = target.generate(["a"], [7])
+    assert [im.shape for im in pair] == [(8, 8, 3)] * 2  # 4×4 codes, one upsampling level: read, not assumed
+    assert np.array_equal(pair[1], alone[0]) and not np.array_equal(pair[0], pair[1])
+    model = load_min_dalle(tiny_min_dalle / "dalle_bart_mini", allow_pickle=True)  # the dalle_bart_* folder itself
+    assert (model.text_token_count, model.n_image_tokens, model.codebook_size) == (8, 16, 40)
+    assert torch.is_grad_enabled() == grad and torch.get_num_threads() == threads
+    assert torch.equal(torch.random.get_rng_state(), rng)
+
+
+def test_min_dalle_safetensors_need_no_pickle_and_match_the_pt_files(tmp_path):
+    save_tiny_min_dalle(tmp_path / "pt")
+    save_tiny_min_dalle(tmp_path / "st", safetensors=True)
+    resolve(str(tmp_path / "st"))
+    a = load_target(str(tmp_path / "pt"), GenerationSettings(), allow_pickle=True).generate(["ab"], [1])
+    b = load_target(str(tmp_path / "st"), GenerationSettings()).generate(["ab"], [1])
+    assert np.array_equal(a[0], b[0])
+
+
+def test_min_dalle_mis_keyed_or_truncated_files_are_errors_that_name_the_file(tiny_min_dalle):
+    encoder = tiny_min_dalle / "dalle_bart_mini" / "encoder.pt"
+    original = torch.load(encoder, weights_only=True)
+    state = dict(original)
+    state["layers.0.glu.fc_extra.weight"] = state.pop("layers.0.glu.fc1.weight")
+    torch.save(state, encoder)
+    with pytest.raises(ModelLoadError, match=r"encoder.pt does not match its model: missing keys \(1\): "
+                                             r"layers.0.glu.fc1.weight; unexpected keys \(1\): layers.0.glu.fc_extra"):
+        load_min_dalle(tiny_min_dalle, allow_pickle=True)
+    torch.save(original, encoder)
+    detoker = tiny_min_dalle / "vqgan" / "detoker.pt"
+    detoker.write_bytes(detoker.read_bytes()[: detoker.stat().st_size // 2])
+    with pytest.raises(ModelLoadError, match=r"cannot read .*vqgan/detoker.pt \(truncated"):
+        load_min_dalle(tiny_min_dalle, allow_pickle=True)
+
+
+def test_min_dalle_layout_errors_are_usage_errors(tmp_path):
+    save_tiny_min_dalle(tmp_path / "both", safetensors=True)
+    save_tiny_min_dalle(tmp_path / "both", safetensors=True, name="dalle_bart_mega")
+    with pytest.raises(MiaUsageError, match="holds 2 dalle_bart_\\* folders"):
+        resolve(str(tmp_path / "both"))
+    (tmp_path / "both" / "dalle_bart_mega" / "decoder.safetensors").unlink()
+    with pytest.raises(MiaUsageError, match=r"dalle_bart_mega/decoder.safetensors \(or .pt\) is missing"):
+        check_min_dalle_folder(tmp_path / "both" / "dalle_bart_mega", allow_pickle=False)
+
+
+def test_bpe_tokenizer_merges_by_rank_as_by_hand(tiny_min_dalle):
+    tokenizer = BpeTokenizer.from_folder(tiny_min_dalle / "dalle_bart_mini")
+    # "ab" → Ġ a b → (Ġ a) → (Ġa b) = Ġab; "c" → Ġ c (no merge); "A" lower-cased → Ġa; é dropped (ASCII only)
+    assert tokenizer("ab c Aé") == [0, 7, 5, 8, 4, 2]
+
+
+def test_sample_images_are_independent_of_the_batch(testbed):
+    model = load_seq2seq(testbed / "dalle-leaky")
+    pair = sample_images(model, PROMPTS, [11, 11], Sampling())
+    alone = sample_images(model, PROMPTS[1:], [11], Sampling())
+    assert np.array_equal(pair[1], alone[0])
+
+
+def test_seq2seq_folder_checks_are_usage_errors(tmp_path):
+    folder = tmp_path / "dalle"
+    folder.mkdir()
+    (folder / "seq2seq_index.json").write_text('{"format": "mia-checks-seq2seq", "version": 2}')
+    with pytest.raises(MiaUsageError, match="seq2seq_index.json is not a mia-checks-seq2seq version 1 index"):
+        resolve(str(folder))
+    (folder / "seq2seq_index.json").write_text('{"format": "mia-checks-seq2seq", "version": 1}')
+    with pytest.raises(MiaUsageError, match="has no bart/ folder"):
+        resolve(str(folder))
+    for part in ("bart", "tokenizer", "vqvae"):
+        (folder / part).mkdir()
+    (folder / "bart" / "pytorch_model.bin").write_bytes(b"pickle")
+    (folder / "vqvae" / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    with pytest.raises(MiaUsageError, match=r"dalle/bart holds only pickle-based weights \(pytorch_model.bin\).*--mia-allow-pickle"):
+        resolve(str(folder))
+    resolve(str(folder), allow_pickle=True)
+    with pytest.raises(MiaUsageError, match="--mia-lora: a LoRA adapter applies to a diffusers pipeline, not to a seq2seq"):
+        resolve(str(folder), allow_pickle=True, lora=str(tmp_path))
+
+
+def test_dalle_training_is_deterministic_and_saves_loadably(testbed, tmp_path):
+    from diffusers import VQModel
+    from transformers import CLIPTokenizer
+
+    from mia_checks.targets.seq2seq import save_seq2seq
+    from mia_checks.testbed.build import _load_split
+    from mia_checks.testbed.dalle import train_dalle
+
+    images, captions = _load_split(testbed, "members")
+    tokenizer, vq = CLIPTokenizer.from_pretrained(str(testbed / "tokenizer")), VQModel.from_pretrained(testbed / "vq")
+    a, b = (train_dalle(tokenizer, vq, images[:4], captions[:4], steps=3, seed=1) for _ in range(2))
+    assert all(torch.equal(x, y) for x, y in zip(a.bart.state_dict().values(), b.bart.state_dict().values()))
+    save_seq2seq(a, tmp_path / "m")
+    loaded = load_seq2seq(tmp_path / "m")
+    assert sample_images(loaded, captions[:1], [0], Sampling())[0].shape == (32, 32, 3)
