@@ -148,6 +148,12 @@ if problems:
 EOF
 }
 
+step "gitlab-ci-local: an empty MIA_TARGET stops the job before pytest (an empty option would switch the gate off)"
+gate_job "$WORK/empty.log" "${TESTBED_VARS[@]}" --variable "MIA_TARGET= " \
+    && { tail -n 40 "$WORK/empty.log"; fail "the job passed with MIA_TARGET empty"; }
+grep -q "MIA_TARGET is empty" "$WORK/empty.log" || { tail -n 40 "$WORK/empty.log"; fail "no message naming MIA_TARGET"; }
+echo "empty MIA_TARGET rejected"
+
 step "gitlab-ci-local: the gate on leaky (attacks $ATTACKS) must fail"
 gate_job "$WORK/leaky.log" "${TESTBED_VARS[@]}" --variable "MIA_TARGET=$TESTBED/sd-leaky" \
     && { tail -n 40 "$WORK/leaky.log"; fail "the gate job passed on leaky"; }

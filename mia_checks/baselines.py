@@ -41,15 +41,39 @@ class SavedRun:
         return f"{self.number:04d}_{self.name}"
 
     def load(self) -> dict:
+        """The saved run's document, checked: the schema, at least one result, and every number finite (a
+        NaN baseline compares as "no rise" with anything, and an empty one compares nothing)."""
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise MiaUsageError(f"--mia-compare: cannot read the saved run {self.path}: {exc}") from None
-        problem = document_problem(document)
+        problem = document_problem(document) or _vacuous(document)
         if problem:
             raise MiaUsageError(f"--mia-compare: {self.path} is not a saved mia-checks run ({problem}); pass a report "
                                 "written by --mia-save, --mia-autosave or --mia-json.")
         return document
+
+
+def _vacuous(document: dict) -> str | None:
+    """Why a schema-valid document compares nothing, or None."""
+    if not document["results"]:
+        return "it has no results: no attack measured in that run"
+    return next((f"{where} is {value}: every value must be a finite number"
+                 for where, value in _numbers(document["results"], "results") if not math.isfinite(value)), None)
+
+
+def _numbers(value, where: str):
+    """(path, number) for every number inside `value`."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _numbers(item, f"{where}[{i}]")
 
 
 class ResultsStore:
@@ -65,8 +89,17 @@ class ResultsStore:
         found = (_RUN_FILE.match(p.name) for p in self.root.iterdir())
         return sorted((SavedRun(int(m[1]), m[2], self.root / m[0]) for m in found if m), key=lambda r: r.number)
 
-    def save(self, document: dict, name: str) -> SavedRun:
+    def save(self, document: dict, name: str, incomplete: bool = False) -> SavedRun:
+        """Save a run as the next baseline. A run in which an attack errored is refused unless `incomplete`
+        (--mia-save-incomplete): as `latest` it would leave that attack uncompared in the next run."""
         from filelock import FileLock
+
+        if document.get("errors") and not incomplete:
+            raise MiaUsageError(f"not saved: {len(document['errors'])} attack(s) errored "
+                                f"({', '.join(sorted(document['errors']))}), and a baseline must measure every attack "
+                                "it gates. Fix the errors, or pass --mia-save-incomplete to save it anyway.")
+        if not document.get("results"):
+            raise MiaUsageError("not saved: no attack measured in this run, so it compares nothing.")
 
         self.root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.root / ".lock")):
@@ -176,6 +209,10 @@ class Change:
 
     @property
     def regressed(self) -> bool:
+        """Under a tolerance, an attack that cannot be compared counts as regressed: the gate cannot say it
+        did not rise."""
+        if self.tolerance is not None and self.not_compared:
+            return True
         if self.rule == "bound" and self.interval is not None:
             return self._exceeds(self.interval[0])
         return self._exceeds(self.delta)
@@ -185,7 +222,16 @@ class Change:
         """The point difference and its bound disagree about the allowance."""
         return self.interval is not None and self._exceeds(self.delta) != self._exceeds(self.interval[0])
 
+    @property
+    def not_compared(self) -> bool:
+        return self.baseline is None or self.current is None
+
     def message(self, baseline_label: str) -> str:
+        if self.not_compared:
+            where = "the baseline" if self.baseline is None else "this run"
+            return (f"{self.attack}: {self.metric} not compared: {where} has no {self.metric} value for "
+                    f"{self.attack} (baseline {baseline_label}); --mia-compare-fail ({self.tolerance}) fails an "
+                    "attack it cannot compare. Compare with a run that measured it.")
         bound = f", lower bound +{self.interval[0]:.3f}" if self.rule == "bound" and self.interval else ""
         return (f"{self.attack}: {self.metric} rose from {self.baseline:.3f} (baseline {baseline_label}) to "
                 f"{self.current:.3f}, +{self.delta:.3f}{bound} > allowed {self.tolerance.allowed(self.baseline):.3f} "
@@ -196,7 +242,7 @@ class Change:
                 "low": None if self.interval is None else self.interval[0],
                 "high": None if self.interval is None else self.interval[1],
                 "tolerance": None if self.tolerance is None else str(self.tolerance), "rule": self.rule,
-                "regressed": self.regressed, "within_noise": self.within_noise}
+                "regressed": self.regressed, "within_noise": self.within_noise, "not_compared": self.not_compared}
 
 
 def compare(record: dict, baseline_record: dict | None, metrics: list[str], tolerances: tuple[Tolerance, ...] = (),

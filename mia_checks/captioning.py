@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import MiaUsageError
-from .store import hash_folder, write_atomic
+from .store import hash_folder, write_atomic, writing_cache
 from .weights import check_weights_folder
 
 MAX_NEW_TOKENS = 40
@@ -87,7 +87,8 @@ def caption_queries(spec: str, images: Sequence[np.ndarray], hashes: list[str], 
     from filelock import FileLock
 
     path = Path(cache_root) / "captions" / f"{captioner_identity(spec)[:24]}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with writing_cache(Path(cache_root)):
+        path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         cached = json.loads(path.read_text()) if path.is_file() else {}
         todo = [i for i, h in enumerate(hashes) if h not in cached]
@@ -97,5 +98,6 @@ def caption_queries(spec: str, images: Sequence[np.ndarray], hashes: list[str], 
                 part = todo[start : start + captioner.batch_size]
                 for i, text in zip(part, captioner.caption([images[i] for i in part])):
                     cached[hashes[i]] = text
-            write_atomic(path, lambda f: f.write(json.dumps(cached, indent=1, sort_keys=True).encode()))
+            with writing_cache(Path(cache_root)):
+                write_atomic(path, lambda f: f.write(json.dumps(cached, indent=1, sort_keys=True).encode()))
     return [cached[h] for h in hashes]

@@ -35,13 +35,17 @@ class GenerationError(RuntimeError):
     """The target's output cannot be measured (NaN, blank or malformed images)."""
 
 
+class CacheWriteError(RuntimeError):
+    """The cache folder cannot take a write (full disk, quota, read-only): named, with what to do."""
+
+
 class UnmeasurableError(RuntimeError):
     """The gate's metric cannot be measured on these sets."""
 
 
 # What makes a gate test error with "cannot measure" (never pass); FloatingPointError: non-finite scores.
 MEASUREMENT_ERRORS = (UnmeasurableError, GenerationError, ModelLoadError, WhiteBoxError, TargetContractError,
-                      FloatingPointError)
+                      CacheWriteError, FloatingPointError)
 
 
 class DistributionShiftWarning(UserWarning):

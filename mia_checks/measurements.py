@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .access.base import Probe, WhiteBoxOptions
-from .store import KeyedFolder, write_atomic
+from .store import KeyedFolder
 
 CACHE_VERSION = 1  # bump when a definition changes: old scores are then never read
 
@@ -47,7 +47,7 @@ class WhiteBoxScores:
         scores = self.cached(hashes, captions)
         if scores is not None:
             return scores
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.entries.write_settings()  # creates the folder
         # pytest-xdist workers that need the same scores wait for one of them instead of repeating it.
         with FileLock(str(self.folder / ".lock")):
             todo = [i for i, (h, c) in enumerate(zip(hashes, captions)) if not self.path(h, c).is_file()]
@@ -59,7 +59,6 @@ class WhiteBoxScores:
                  todo: list[int], batch_size: int) -> None:
         import torch
 
-        self.entries.write_settings()
         with torch.no_grad():
             for start in range(0, len(todo), batch_size):
                 part = todo[start : start + batch_size]
@@ -71,4 +70,4 @@ class WhiteBoxScores:
                 if not np.isfinite(rows).all():
                     raise FloatingPointError("the target's model produced non-finite white-box scores")
                 for i, row in zip(part, rows):
-                    write_atomic(self.path(hashes[i], captions[i]), lambda f, row=row: np.save(f, row))
+                    self.entries.write(self.path(hashes[i], captions[i]), lambda f, row=row: np.save(f, row))

@@ -12,7 +12,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .attacks.compatibility import check_attack_choice
+from .access.base import DENOISER
+from .attacks import ATTACKS
+from .attacks.compatibility import check_attack_choice, runnable
 from .baselines import ResultsStore, SavedRun
 from .captioning import check_captioner_spec
 from .data import ReferenceSet, balance, check_disjoint, load_reference_set
@@ -52,6 +54,8 @@ def preflight(raw: dict[str, str | None]) -> Preflight:
         shadow = resolve(settings.shadow_target, "--mia-shadow-target", allow_pickle=settings.allow_pickle,
                          config=settings.target_config)
     check_attack_choice(settings.attacks, settings.attacks_chosen, [t for t in (target, shadow) if t])
+    for spec in (t for t in (target, shadow) if t):
+        check_timesteps(settings, spec)
     check_target_options(settings, target)
     check_run_environment(settings)
     members, nonmembers = load_reference_sets(settings)
@@ -85,6 +89,23 @@ def check_target_options(settings: AuditSettings, target: TargetSpec) -> None:
     if settings.target_identity and target.family != CALLABLE:
         raise MiaUsageError("--mia-target-identity: only a callable target needs one; a checkpoint's identity is "
                             "the hash of its files.")
+
+def check_timesteps(settings: AuditSettings, target: TargetSpec) -> None:
+    """Every timestep a white-box attack will probe exists in the target's own scheduler (a scheduler of 500
+    training steps has no timestep 500, and SecMI steps past its --mia-secmi-timestep to t + k)."""
+    if target.access != DENOISER or target.scheduler_steps is None:
+        return
+    last = target.scheduler_steps - 1
+    for attack in runnable(settings.attacks, [target]):
+        probe = ATTACKS[attack].probe_for(DENOISER)
+        if probe is None or probe.last_timestep is None or probe.last_timestep(settings.whitebox) <= last:
+            continue
+        scale = f"e.g. the default grid scaled by {target.scheduler_steps}/1000" if target.scheduler_steps < 1000 else ""
+        raise MiaUsageError(
+            f"{probe.timestep_options}: {attack} probes timestep {probe.last_timestep(settings.whitebox)}, past the last "
+            f"step ({last}) of {target.spec}'s scheduler ({target.scheduler_steps} training steps). Give timesteps "
+            f"of 0–{last}{' (' + scale + ')' if scale else ''}, or leave {attack} out with --mia-attacks.")
+
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 

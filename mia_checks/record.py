@@ -16,7 +16,7 @@ from importlib import metadata
 
 from .access.base import MASKED_TOKEN, NEXT_TOKEN
 from .attacks import ATTACKS, WHITE_BOX
-from .attacks.compatibility import skipped
+from .attacks.compatibility import decoder_calls_per_generation, skipped, supercondition
 from .gate import DistributionShift, Verdict
 from .results import AttackResult
 
@@ -49,8 +49,10 @@ def run_header(audit, mode: str) -> dict:
         "lora": settings.lora,
         "captions": ({"source": "given"} if settings.captioner is None else
                      {"source": "generated", "captioner": settings.captioner, "captions": audit.captions}),
-        "members": {"path": settings.members, "n": len(audit.members), "sha256": audit.members.digest},
-        "nonmembers": {"path": settings.nonmembers, "n": len(audit.nonmembers), "sha256": audit.nonmembers.digest},
+        "members": {"path": settings.members, "n": len(audit.members), "sha256": audit.members.digest,
+                    "notes": list(audit.members.notes)},
+        "nonmembers": {"path": settings.nonmembers, "n": len(audit.nonmembers), "sha256": audit.nonmembers.digest,
+                       "notes": list(audit.nonmembers.notes)},
         "protocol": settings.protocol,
         "shadow_target": settings.shadow_target,
         "folds": settings.folds,
@@ -66,13 +68,35 @@ def run_header(audit, mode: str) -> dict:
 
 
 def ablation(audit) -> dict:
-    """The paper's ablation axes as set for this run (echoed in every report), and the white-box choices."""
+    """The paper's ablation axes as set for this run (echoed in every report), and the white-box choices.
+    On a token-sampled target (seq2seq, min-dalle) denoising steps and guidance do not apply: `steps` and
+    `guidance` are None and `token_sampling` says what a generation costs instead (and which of those
+    options, given, were ignored)."""
     s, folds = audit.settings, audit.settings.folds
     whitebox = any(ATTACKS[a].access == WHITE_BOX for a in audit.attacks)
-    return {"steps": s.steps, "guidance": s.guidance, "generations_per_query": s.generations,
+    sampled = _token_sampling(audit.spec, s)
+    return {"steps": None if sampled else s.steps, "guidance": None if sampled else s.guidance,
+            "generations_per_query": s.generations,
             "known_fraction": s.known_fraction if s.known_fraction is not None else round((folds - 1) / folds, 6),
             "combine": list(s.combine), "embedder": s.embedder,
-            "whitebox": _whitebox_ablation(audit.spec.access, s.whitebox.to_dict()) if whitebox else None}
+            "whitebox": _whitebox_ablation(audit.spec.access, s.whitebox.to_dict()) if whitebox else None,
+            **({"token_sampling": sampled} if sampled else {})}
+
+
+def _token_sampling(spec, settings) -> dict | None:
+    """A token-sampled target's cost of one generation: decoder calls, image tokens, supercondition; and the
+    ignored --mia-steps / --mia-guidance. (A note, not a usage error: these options are often set project-
+    wide, in an ini file or a CI template shared by the diffusion targets, for which they are right.)"""
+    if not spec.image_tokens:
+        return None
+    ignored = []
+    if settings.steps != type(settings).__dataclass_fields__["steps"].default:
+        ignored.append(f"--mia-steps={settings.steps}")
+    if settings.guidance is not None:
+        ignored.append(f"--mia-guidance={settings.guidance:g}")
+    return {"decoder_calls_per_generation": decoder_calls_per_generation(spec, settings),
+            "image_tokens": spec.image_tokens, "supercondition": supercondition(spec, settings),
+            "ignored": ignored}
 
 
 def _whitebox_ablation(kind: str, options: dict) -> dict:

@@ -15,6 +15,8 @@ from .errors import MiaUsageError
 from .gate import GATE_METRICS, RULES, GateRule
 from .store import default_cache_root
 
+# The attack models' seeds are seed·100 + fold, and scikit-learn takes seeds below 2³².
+MAX_SEED = (2**32 - 1) // 100 - 1
 SHIFT_CHECKS = ("warn", "error", "off")
 PROGRESS_MODES = ("auto", "bar", "log", "off")
 
@@ -63,6 +65,7 @@ class AuditSettings:
     storage: str = DEFAULT_STORAGE
     save: str | None = None
     autosave: bool = False
+    save_incomplete: bool = False  # save a run even when an attack errored (not a baseline to rely on)
     compare: str | None = None  # latest, a run number, or a saved report's path
     compare_fail: tuple[Tolerance, ...] = ()
     compare_rule: str = "bound"  # bound: the rise's one-sided lower bound must exceed the allowance; point
@@ -196,7 +199,7 @@ PLAIN_OPTIONS = (("device", "device"), ("embedder", "embedder"), ("cache-dir", "
                  ("storage", "storage"), ("save", "save"), ("target-config", "target_config"), ("lora", "lora"),
                  ("captioner", "captioner"), ("compare", "compare"), ("html", "html_report"),
                  ("markdown", "markdown_report"), ("target-identity", "target_identity"))
-FLAGS = ("allow-pickle", "autosave", "track")
+FLAGS = ("allow-pickle", "autosave", "save-incomplete", "track")
 
 
 def build_settings(raw: dict[str, str | None]) -> AuditSettings:
@@ -250,9 +253,11 @@ def _sampling_options(get, kw: dict) -> dict:
     """Generation: steps, guidance, K, batches; and the seq2seq targets' sampling (--mia-temperature, …),
     which preflight refuses on other targets (an option that silently does nothing would mislead)."""
     out: dict = {}
-    for name, kind, low in (("seed", int, 0), ("steps", int, 1), ("generations", int, 1), ("batch-size", int, 1)):
+    for name, kind, low in (("steps", int, 1), ("generations", int, 1), ("batch-size", int, 1)):
         if get(name):
             out[name.replace("-", "_")] = _number(f"--mia-{name}", get(name), kind, low)
+    if get("seed"):
+        out["seed"] = _number("--mia-seed", get("seed"), int, 0, MAX_SEED)
     if get("guidance"):
         out["guidance"] = _number("--mia-guidance", get("guidance"), float, 0)
     for name, kind, low in SAMPLING_OPTIONS:

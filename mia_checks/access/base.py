@@ -61,6 +61,10 @@ class Probe:
     measure: Callable[[Any, Any, WhiteBoxOptions], Any]
     settings: Callable[[WhiteBoxOptions], dict]
     calls: Callable[[WhiteBoxOptions], int]
+    # Denoiser probes: the last diffusion timestep the probe touches, and the options that set it; checked
+    # against the target's scheduler before anything runs.
+    last_timestep: Callable[[WhiteBoxOptions], int] | None = None
+    timestep_options: str = ""
 
 
 def two_text_encoders(pipeline_class: str) -> str:

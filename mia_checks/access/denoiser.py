@@ -69,6 +69,8 @@ class Denoiser:
         return QueryBatch(self.latents(images), self.text(captions), list(captions), list(hashes), seed)
 
     def alpha(self, t: int) -> float:
+        if not 0 <= t < len(self.alphas):  # preflight checks the options; this guards any other caller
+            raise WhiteBoxError(f"{self.name}: timestep {t} is outside its scheduler's 0–{len(self.alphas) - 1}.")
         return float(self.alphas[t])
 
     def latents(self, images: np.ndarray):

@@ -41,13 +41,28 @@ def runnable(attacks: Sequence[str], targets: Sequence[TargetSpec]) -> tuple[str
 
 def calls_per_image(attack_id: str, target: TargetSpec, settings) -> int:
     """Cost per query image in model calls (UNet, or transformer for token models): a white-box probe's, or
-    sampling's steps × K (× 2 under classifier-free guidance, assumed on when the pipeline's default
-    guidance is used). `settings`: the run's AuditSettings."""
+    sampling's: on a diffusion pipeline steps × K (× 2 under classifier-free guidance, assumed on when the
+    pipeline's default guidance is used); on a token-sampled target (seq2seq, min-dalle) one decoder call
+    per image token × K (× 2 under supercondition ≠ 1, whose empty-caption row doubles each call), steps and
+    guidance not applying. `settings`: the run's AuditSettings."""
     attack = ATTACKS[attack_id]
     if attack.access == WHITE_BOX:
         return attack.probe_for(target.access).calls(settings.whitebox)
+    if target.image_tokens:
+        return decoder_calls_per_generation(target, settings) * settings.generations
     guided = settings.guidance is None or settings.guidance > 1
     return settings.steps * settings.generations * (2 if guided else 1)
+
+
+def supercondition(target: TargetSpec, settings) -> float:
+    """The supercondition a token-sampled target samples with: --mia-supercondition, else the model's own."""
+    return settings.supercondition if settings.supercondition is not None else (target.supercondition or 1.0)
+
+
+def decoder_calls_per_generation(target: TargetSpec, settings) -> int:
+    """A token-sampled target's decoder calls for one image: one per image token, on two rows (the caption
+    and the empty caption) under supercondition ≠ 1 (targets/sampling.py), counted twice as guidance is."""
+    return target.image_tokens * (2 if supercondition(target, settings) != 1.0 else 1)
 
 
 def check_attack_choice(attacks: Sequence[str], chosen: bool, targets: Sequence[TargetSpec]) -> None:

@@ -137,13 +137,19 @@ def measure_token_loss(access, batch, o: WhiteBoxOptions):
 
 # Denoiser probes, by attack id; token models have the loss probe alone.
 PROBES = {
-    "loss": Probe(measure_loss, lambda o: {"timesteps": list(o.loss_timesteps)}, lambda o: len(o.loss_timesteps)),
-    "SimA": Probe(measure_sima, lambda o: {"timesteps": list(o.sima_timesteps)}, lambda o: len(o.sima_timesteps)),
-    "PIA": Probe(measure_pia, lambda o: {"timestep": o.pia_timestep}, lambda o: 2),
+    "loss": Probe(measure_loss, lambda o: {"timesteps": list(o.loss_timesteps)}, lambda o: len(o.loss_timesteps),
+                  lambda o: max(o.loss_timesteps), "--mia-loss-timesteps"),
+    "SimA": Probe(measure_sima, lambda o: {"timesteps": list(o.sima_timesteps)}, lambda o: len(o.sima_timesteps),
+                  lambda o: max(o.sima_timesteps), "--mia-sima-timesteps"),
+    "PIA": Probe(measure_pia, lambda o: {"timestep": o.pia_timestep}, lambda o: 2, lambda o: o.pia_timestep,
+                 "--mia-pia-timestep"),
     "SecMI": Probe(measure_secmi, lambda o: {"timestep": o.secmi_timestep, "interval": o.secmi_interval},
-                   lambda o: o.secmi_timestep // o.secmi_interval + 2),
+                   lambda o: o.secmi_timestep // o.secmi_interval + 2,
+                   lambda o: o.secmi_timestep + o.secmi_interval,  # it steps to t + k and back
+                   "--mia-secmi-timestep + --mia-secmi-interval"),
     "CLiD": Probe(measure_clid, lambda o: {"timesteps": list(o.clid_timesteps), "captions": list(o.clid_captions)},
-                  lambda o: len(o.clid_timesteps) * (1 + len(o.clid_captions))),
+                  lambda o: len(o.clid_timesteps) * (1 + len(o.clid_captions)), lambda o: max(o.clid_timesteps),
+                  "--mia-clid-timesteps"),
 }
 
 TOKEN_PROBES = {

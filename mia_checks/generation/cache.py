@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GenerationError
-from ..store import KeyedFolder, sha256_of, write_atomic
+from ..store import KeyedFolder, sha256_of, writing_cache
 from ..targets.base import Target
 from .progress import Progress
 from .shards import Shard, shard_from_environment
@@ -91,8 +91,7 @@ class GenerationCache:
         start = time.perf_counter()
         shard = shard if shard is not None else shard_from_environment()
         self.stats.shard = shard
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.entries.write_settings()
+        self.entries.write_settings()  # creates the folder
         wanted = self._wanted(self._keys(captions, seed, generations))
         batches = [wanted[i : i + batch_size] for i in range(0, len(wanted), batch_size)]
         missing = lambda key: not _complete(self.path(*key))  # noqa: E731
@@ -175,14 +174,15 @@ class GenerationCache:
         from PIL import Image
 
         for (caption, seed), image in zip(batch, images):
-            write_atomic(self.path(caption, seed),
-                         lambda f, image=image: Image.fromarray(image).save(f, format="PNG", compress_level=1),
-                         durable=True)
+            self.entries.write(self.path(caption, seed),
+                               lambda f, image=image: Image.fromarray(image).save(f, format="PNG", compress_level=1),
+                               durable=True)
 
     def _claim_path(self, batch: list[Key]) -> Path:
         digest = sha256_of(*(part for caption, seed in batch for part in (seed, caption)))
         path = self.folder / ".claims" / f"{digest[:32]}.lock"
-        path.parent.mkdir(exist_ok=True)
+        with writing_cache(self.entries.root):
+            path.parent.mkdir(exist_ok=True)
         return path
 
     @staticmethod

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from .options import add_options, raw_options
+from ..errors import MiaUsageError
+from .options import add_options, gate_requested, given_on_command_line, raw_options
 from .session import RECORD_KEY, SESSION_KEY, MiaSession, active_session
 
 GATE_TESTS = Path(__file__).with_name("gate_tests.py")
@@ -27,13 +28,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     raw = raw_options(config)
-    if not raw["target"]:
-        return
+    try:
+        if not gate_requested(raw, given_on_command_line(config)):
+            return
+    except MiaUsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
     if hasattr(config, "workerinput"):
         # pytest-xdist workers share the machine's cores: torch's OpenMP threads must sleep, not spin, while
         # they wait (two workers on 2 cores took 273 s for what one does in 14 s). Set before torch loads.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from ..errors import MiaUsageError
     from ..generation import Progress
     from ..preflight import preflight
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from ..errors import MiaUsageError
+
 # name (→ --mia-NAME and ini mia_NAME), help. Defaults live in AuditSettings; the command line beats the ini.
 OPTIONS: tuple[tuple[str, str], ...] = (
     ("target", "model under audit: a diffusers pipeline folder, a single-file checkpoint (.safetensors), or "
@@ -78,6 +80,8 @@ OPTIONS: tuple[tuple[str, str], ...] = (
 FLAGS = (
     ("allow-pickle", "allow pickle-based checkpoints (they can run code when loaded: trusted files only)"),
     ("autosave", "save this run in the storage folder, named after the time (UTC)"),
+    ("save-incomplete", "save the run (--mia-save, --mia-autosave) even when an attack errored; by default such a "
+                        "run is not saved, since as the next baseline it would leave that attack uncompared"),
     ("track", "tracking mode: report leakage and regressions (as warnings) without failing; errors stay errors"),
 )
 OPTIONAL_VALUE = {"compare": "latest"}  # --mia-compare alone means the latest saved run
@@ -97,6 +101,25 @@ def add_options(parser: pytest.Parser) -> None:
     for name, help_text in FLAGS:
         group.addoption(f"--mia-{name}", dest=dest(name), action="store_true", default=None, help=help_text)
         parser.addini(dest(name), help=f"default of --mia-{name}", type="bool", default=False)
+
+
+def given_on_command_line(config: pytest.Config) -> list[str]:
+    """The --mia-* options set on the command line (not from the ini)."""
+    return [f"--mia-{name}" for name, _ in OPTIONS + FLAGS if config.getoption(dest(name)) is not None]
+
+
+def gate_requested(raw: dict[str, str | None], given: list[str]) -> bool:
+    """Whether the gate runs: --mia-target is set. A blank --mia-target (an unset CI variable), or other --mia-*
+    options on the command line without one, are usage errors: the gate would switch itself off, run the
+    project's other tests and exit 0, passing every model."""
+    target = raw.get("target")
+    if target is not None and not str(target).strip():
+        raise MiaUsageError("--mia-target is empty (an unset variable in CI?): give the checkpoint folder, single file "
+                            "or package.module:function to audit; the gate does not run without it.")
+    if target is None and given:
+        raise MiaUsageError(f"{', '.join(given)} given without --mia-target: the gate runs only on a target. Add "
+                            "--mia-target (the model to audit), or drop the --mia-* options.")
+    return target is not None
 
 
 def raw_options(config: pytest.Config) -> dict[str, str | None]:

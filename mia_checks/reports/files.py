@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..baselines import ResultsStore, SavedRun, autosave_name
+from ..errors import MiaUsageError
 from .html import strongest, top_members, write_html
 from .markdown import format_markdown
+from .text import terminal_text
 
 # The order the terminal summary names them in.
 LABELS = ("JSON report", "saved run", "HTML report", "Markdown summary")
@@ -24,8 +26,8 @@ class Written:
 
     def lines(self) -> list[tuple[str, bool]]:
         """(line, is an error) for the terminal summary: where each report went, then what failed."""
-        done = [(f"{label}: {self.paths[label]}", False) for label in LABELS if label in self.paths]
-        return done + [(f"ERROR: {error}", True) for error in self.errors.values()]
+        done = [(f"{label}: {terminal_text(self.paths[label])}", False) for label in LABELS if label in self.paths]
+        return done + [(f"ERROR: {terminal_text(error)}", True) for error in self.errors.values()]
 
 
 def write_json(path: str | Path, document: dict) -> None:
@@ -44,7 +46,8 @@ def write_reports(document: dict, settings, image_pairs: Callable[[list[int]], l
     written = Written()
 
     def save_run() -> str:
-        written.saved = ResultsStore(settings.storage).save(document, settings.save or autosave_name())
+        written.saved = ResultsStore(settings.storage).save(document, settings.save or autosave_name(),
+                                                            incomplete=settings.save_incomplete)
         return str(written.saved.path)
 
     def html() -> str:
@@ -64,6 +67,8 @@ def write_reports(document: dict, settings, image_pairs: Callable[[list[int]], l
             continue
         try:
             where = write()
+        except MiaUsageError as exc:  # refused, not failed: the reason is the message
+            written.errors[label] = f"{label}: {exc}"
         except Exception as exc:  # noqa: BLE001 — whatever failed, the run's verdict must still be shown
             target = settings.storage if label == "saved run" else asked
             written.errors[label] = f"could not write the {label} to {target}: {type(exc).__name__}: {exc}"

@@ -38,6 +38,14 @@ class TargetSpec:
     lora: Path | None = None
     pipeline_class: str | None = None  # diffusers: the pipeline class from model_index.json
     fn: Callable | None = field(default=None, compare=False, repr=False)  # a callable target, imported
+    # Token-sampled targets (seq2seq, min-dalle): image tokens per generation, read from their files — one
+    # decoder call each (denoising steps do not apply) — and the model's default supercondition (≠ 1: each
+    # call also runs the empty caption).
+    image_tokens: int | None = None
+    supercondition: float | None = None
+    # Denoiser targets: the noise scheduler's training timesteps (its config's num_train_timesteps), which
+    # bound the timesteps a white-box attack may probe; None when its config cannot be read before loading.
+    scheduler_steps: int | None = None
 
     @property
     def is_token_model(self) -> bool:

@@ -121,7 +121,9 @@ def callable_images(spec: str, fn: Callable, prompts: list[str], seeds: list[int
     """Call a callable target and hold its output to the contract."""
     try:
         out = fn(list(prompts), list(seeds))
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a user's sys.exit() must fail the attacks, not end pytest
         raise TargetContractError(f"--mia-target {spec} raised {type(exc).__name__}: {exc} (expected "
                                   f"{CALLABLE_CONTRACT})") from exc
     if out is None or isinstance(out, (str, bytes)) or not hasattr(out, "__len__"):

@@ -89,7 +89,26 @@ def resolve(path: Path, spec: str, option: str, allow_pickle: bool, config: str 
                                if not k.startswith("_") and isinstance(v, list) and v[0] is not None)
     access, no_access = _access(pipeline_class, components)
     kind = f"diffusers{'-single-file' if path.is_file() else ''}:{pipeline_class}" + ("+lora" if lora_path else "")
-    return TargetSpec(spec, DIFFUSERS, kind, access, no_access, option, path, config, lora_path, pipeline_class)
+    return TargetSpec(spec, DIFFUSERS, kind, access, no_access, option, path, config, lora_path, pipeline_class,
+                      scheduler_steps=_scheduler_steps(folder, option))
+
+
+def _scheduler_steps(folder: Path | None, option: str) -> int | None:
+    """num_train_timesteps of the pipeline's scheduler config (diffusers' default 1,000 when unset); for a
+    single file read by its layout, Stable Diffusion's 1,000; None when the config is elsewhere (the hub)."""
+    if folder is None:
+        return 1000
+    config = folder / "scheduler" / "scheduler_config.json"
+    if not config.is_file():
+        return None
+    try:
+        steps = json.loads(config.read_text(encoding="utf-8")).get("num_train_timesteps", 1000)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise MiaUsageError(f"{option}: {config} is not a valid scheduler config ({exc}); re-save the pipeline.") from None
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+        raise MiaUsageError(f"{option}: {config} gives num_train_timesteps {steps!r}; a diffusion scheduler has an "
+                            "integer number of training steps ≥ 2. Re-save the pipeline.")
+    return steps
 
 
 def _check_lora(path: Path, allow_pickle: bool) -> Path:
@@ -128,8 +147,32 @@ def _load_pipeline(spec: TargetSpec, dtype, allow_pickle: bool):
             spec.path, dtype=dtype, use_safetensors=None if allow_pickle else True)
     if spec.lora:
         folder, weight = (spec.lora, None) if spec.lora.is_dir() else (spec.lora.parent, spec.lora.name)
-        pipeline.load_lora_weights(str(folder), weight_name=weight or _lora_weight_name(folder))
+        weight = weight or _lora_weight_name(folder)
+        pipeline.load_lora_weights(str(folder), weight_name=weight)
+        check_adapter_changes_weights(pipeline, folder / weight, spec.pipeline_class)
     return pipeline
+
+
+def check_adapter_changes_weights(pipeline, adapter: Path, pipeline_class: str) -> None:
+    """A LoRA must change the pipeline: one whose keys no component took (another architecture's prefix,
+    `transformer.` from SD3 or Flux on a UNet) or whose up-projections are all zero loads without error and
+    audits the base model under the adapter's name. After loading, some lora_B weight must be non-zero."""
+    import torch
+
+    modules = [c for c in pipeline.components.values() if isinstance(c, torch.nn.Module)]
+    if any(torch.count_nonzero(p).item() for m in modules for n, p in m.named_parameters() if "lora_B" in n):
+        return
+    from safetensors import safe_open
+
+    with safe_open(str(adapter), "pt") as f:
+        keys = list(f.keys())
+    prefixes = sorted({k.split(".")[0] for k in keys})
+    takers = sorted(name for name, c in pipeline.components.items() if isinstance(c, torch.nn.Module))
+    raise ModelLoadError(
+        f"--mia-lora: {adapter} changes no weight of the {pipeline_class}: its {len(keys)} keys start with "
+        f"{', '.join(p + '.' for p in prefixes[:6]) or 'nothing'}, and no component of the pipeline "
+        f"({', '.join(takers)}) took a non-zero weight from it. Was it trained for another architecture, or "
+        "saved before training? Give the adapter trained on this base.")
 
 
 def _lora_weight_name(folder: Path) -> str:
@@ -160,6 +203,8 @@ class DiffusersRunner:
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
         try:
             pipeline = _load_pipeline(self.spec, dtype, self.allow_pickle)
+        except ModelLoadError:
+            raise
         except Exception as exc:  # whatever diffusers raises, the user needs to know which file and why
             raise ModelLoadError(f"cannot load {self.spec.kind} from {self.spec.path}"
                                  + (f" with LoRA {self.spec.lora}" if self.spec.lora else "")

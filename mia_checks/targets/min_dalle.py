@@ -14,10 +14,21 @@ and image token counts, layers, widths, codebook, the VQGAN decoder's levels and
 read from the weights, not assumed (256 tokens, 16,384 codes, 256 px); the modules themselves are in
 `min_dalle_modules.py`. The decoder starts from token id = the codebook size, DALL·E mini's
 decoder_start_token_id.
+
+The text vocabulary may run one id past the encoder's embedding table, for BART's `<mask>` only: DALL·E
+mini's vocab.json has 50,265 entries for 50,264 embedding rows, `<mask>` = 50264 being the one past the end
+(min-dalle issue #93; mega's table has 50,272 rows). Any other id at or beyond the table is an error naming
+the tokens. Tokenizing a caption never produces an id the table lacks: pieces whose id is not below the
+table size (`<mask>`, however a caption spells it) become `<unk>`, as min-dalle's tokenizer cannot do.
+
+Cost: sampling calls the decoder once per image token (the decoder's `embed_positions` rows, read at
+`resolve` from the weights file's header: 256 for DALL·E mini and mega), on two rows — the caption and the
+empty caption — when supercondition ≠ 1; denoising steps and guidance do not apply.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -36,6 +47,7 @@ from .sampling import Sampling, Seq2SeqRunner
 # min-dalle's defaults for DALL·E mini / mega.
 DEFAULT_SAMPLING = Sampling(temperature=1.0, top_k=256, supercondition=16.0)
 WORD_START = chr(ord(" ") + 256)  # "Ġ": byte-level BPE's marker of a word's first piece
+MASK = "<mask>"  # BART's mask token: the one vocabulary entry allowed one past the embedding table
 PARTS = {"encoder": "dalle", "decoder": "dalle", "detoker": "vqgan"}
 
 
@@ -102,7 +114,34 @@ def resolve(path: Path, spec: str, option: str, allow_pickle: bool, lora: str | 
         raise MiaUsageError("--mia-lora: a LoRA adapter applies to a diffusers pipeline, not to a min-dalle target.")
     check_min_dalle_folder(path, allow_pickle, option)
     layout = MinDalleLayout.find(path, option)
-    return TargetSpec(spec, MIN_DALLE, f"min-dalle:{layout.dalle.name}", None, NO_VQ_ENCODER, option, path)
+    return TargetSpec(spec, MIN_DALLE, f"min-dalle:{layout.dalle.name}", None, NO_VQ_ENCODER, option, path,
+                      image_tokens=image_token_count(layout.weights("decoder"), allow_pickle),
+                      supercondition=DEFAULT_SAMPLING.supercondition)
+
+
+def image_token_count(path: Path, allow_pickle: bool) -> int:
+    """The decoder's image positions (`embed_positions.weight` rows): one decoder call each per image.
+    Read from the safetensors header, or a memory-mapped .pt (its tensors are not read)."""
+    key = "embed_positions.weight"
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as f:
+                shape = f.get_slice(key).get_shape() if key in f.keys() else None
+        else:
+            import torch
+
+            try:
+                state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError:  # not torch's zip format: no memory map, read it whole
+                state = torch.load(str(path), map_location="cpu", weights_only=True)
+            shape = tuple(state[key].shape) if isinstance(state, dict) and key in state else None
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read {path} (truncated or not a weights file?): {type(exc).__name__}: {exc}") from exc
+    if not shape or len(shape) != 2 or shape[0] < 1:
+        raise ModelLoadError(f"{path} does not match its model: no {key} of (image tokens, width)")
+    return int(shape[0])
 
 
 def read_state_dict(path: Path, allow_pickle: bool) -> dict:
@@ -210,20 +249,42 @@ class BpeTokenizer:
     """min-dalle's text tokenization with BART's vocabulary: lower case, ASCII only, words split on spaces,
     each word merged pair by pair (lowest merge rank first) from its characters after a word-start marker."""
 
-    def __init__(self, vocab: dict[str, int], merges: list[str]):
+    def __init__(self, vocab: dict[str, int], merges: list[str], limit: int | None = None):
+        """limit: the encoder's embedding rows; pieces whose id is not below it are looked up as <unk>."""
         self.vocab = vocab
+        self.limit = limit
+        self.lookup = vocab if limit is None else {t: i for t, i in vocab.items() if i < limit}
         self.rank = {tuple(m.split()): r for r, m in enumerate(merges) if len(m.split()) == 2}
         self.bos, self.eos, self.unk = vocab["<s>"], vocab["</s>"], vocab["<unk>"]
 
     @staticmethod
     def from_folder(folder: Path) -> BpeTokenizer:
-        vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        path = folder / "vocab.json"
+        try:
+            vocab = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ModelLoadError(f"{path} is not JSON: {exc}") from None
+        if not isinstance(vocab, dict) or not all(type(i) is int and i >= 0 for i in vocab.values()):
+            raise ModelLoadError(f"{path} must map each token to a non-negative integer id.")
         lines = (folder / "merges.txt").read_text(encoding="utf-8").split("\n")
         merges = [line for line in lines if line and not line.startswith("#version")]
         missing = [t for t in ("<s>", "</s>", "<unk>") if t not in vocab]
         if missing:
-            raise ModelLoadError(f"{folder / 'vocab.json'} lacks BART's special tokens {', '.join(missing)}.")
+            raise ModelLoadError(f"{path} lacks BART's special tokens {', '.join(missing)}.")
         return BpeTokenizer(vocab, merges)
+
+    def within(self, rows: int, source: Path | str = "vocab.json") -> BpeTokenizer:
+        """This tokenizer for an encoder of `rows` token embeddings. Only `<mask>` may lie beyond them, and
+        only at id `rows` (BART's layout, which DALL·E mini ships): it is never looked up. Any other id at
+        or beyond the table is an error."""
+        beyond = sorted((i, t) for t, i in self.vocab.items() if i >= rows and not (t == MASK and i == rows))
+        if beyond:
+            shown = ", ".join(f"{t!r} = {i}" for i, t in beyond[:5]) + (" …" if len(beyond) > 5 else "")
+            raise ModelLoadError(f"{source} has {len(beyond)} id(s) beyond the encoder's {rows} token "
+                                 f"embeddings ({shown}); only BART's {MASK} may sit one past the end, at id {rows}.")
+        bounded = copy.copy(self)
+        bounded.limit, bounded.lookup = rows, {t: i for t, i in self.vocab.items() if i < rows}
+        return bounded
 
     def word(self, word: str) -> list[str]:
         pieces = [WORD_START] + list(word)
@@ -238,7 +299,7 @@ class BpeTokenizer:
 
     def __call__(self, text: str) -> list[int]:
         text = text.lower().encode("ascii", errors="ignore").decode()
-        ids = [self.vocab.get(piece, self.unk) for w in text.split(" ") if w for piece in self.word(w)]
+        ids = [self.lookup.get(piece, self.unk) for w in text.split(" ") if w for piece in self.word(w)]
         return [self.bos] + ids + [self.eos]
 
 
@@ -246,7 +307,9 @@ class MinDalle:
     """DALL·E mini / mega as a TokenModel for the sampler in sampling.py."""
 
     def __init__(self, tokenizer: BpeTokenizer, encoder, decoder, detokenizer, source: Path):
-        self.tokenizer, self.encoder, self.decoder, self.detokenizer = tokenizer, encoder, decoder, detokenizer
+        self.encoder, self.decoder, self.detokenizer = encoder, decoder, detokenizer
+        self.text_rows = encoder.embed_tokens.num_embeddings
+        self.tokenizer = tokenizer.within(self.text_rows, source / "vocab.json")
         self.text_token_count = encoder.embed_positions.num_embeddings
         self.n_image_tokens = decoder.embed_positions.num_embeddings
         self.codebook_size = detokenizer.embedding.num_embeddings
@@ -257,9 +320,6 @@ class MinDalle:
         if decoder.lm_head.out_features <= self.codebook_size:
             raise ModelLoadError(f"{source}: the decoder's {decoder.lm_head.out_features} outputs cannot hold the "
                                  f"VQGAN's {self.codebook_size} codes and an image-start token.")
-        if max(tokenizer.vocab.values()) >= encoder.embed_tokens.num_embeddings:
-            raise ModelLoadError(f"{source}: vocab.json has ids beyond the encoder's "
-                                 f"{encoder.embed_tokens.num_embeddings} token embeddings.")
 
     @property
     def device(self):
@@ -273,6 +333,8 @@ class MinDalle:
         rows = []
         for prompt in prompts:
             ids = self.tokenizer(prompt)[: self.text_token_count]
+            if max(ids) >= self.text_rows:  # cannot happen (`within`); on CUDA it would be a device assert
+                raise ModelLoadError(f"caption {prompt!r} tokenized to an id beyond the {self.text_rows} embeddings")
             rows.append(ids + [PAD_ID] * (self.text_token_count - len(ids)))
         text, text_mask = self.encoder(torch.tensor(rows, device=self.device))
         caches: list[dict] = [{} for _ in self.decoder.layers]

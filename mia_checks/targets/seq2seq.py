@@ -177,7 +177,18 @@ def resolve(path: Path, spec: str, option: str, allow_pickle: bool, lora: str | 
     if lora:
         raise MiaUsageError("--mia-lora: a LoRA adapter applies to a diffusers pipeline, not to a seq2seq target.")
     check_seq2seq_folder(path, allow_pickle, option)
-    return TargetSpec(spec, SEQ2SEQ, KIND, NEXT_TOKEN, None, option, path)
+    index = read_index(path, option)
+    try:
+        sides = [int(n) for n in index["image_tokens"]]
+        if len(sides) != 2 or min(sides) < 1:
+            raise ValueError(f"image_tokens {sides}")
+        image_tokens = sides[0] * sides[1]
+        supercondition = Sampling(**index.get("sampling", {})).supercondition
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MiaUsageError(f"{option}: {path / INDEX_FILE} has no valid image_tokens [H, W] or sampling "
+                            f"({type(exc).__name__}: {exc}).") from None
+    return TargetSpec(spec, SEQ2SEQ, KIND, NEXT_TOKEN, None, option, path, image_tokens=image_tokens,
+                      supercondition=supercondition)
 
 
 def load_seq2seq(folder: Path, allow_pickle: bool = False) -> BartVQ:

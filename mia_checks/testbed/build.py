@@ -11,6 +11,9 @@ Artifacts (each a folder under <cache>/testbed/v<BUILDER_VERSION>/):
 - blip/, blip-itm/      tiny BLIP captioner and BLIP image–text retrieval model, trained on the public split
 - sd-leaky, sd-mild, sd-null, sd-shadow, ldm-leaky, ldm-null, amused-leaky, amused-null: saved pipelines
 - dalle-leaky, dalle-null: seq2seq targets (BART over captions → VQ codes → vq/), mia_checks/seq2seq.py's layout
+- min-dalle-vqgan/      min-dalle's VQGAN decoder (its Detokenizer) trained to render vq/'s codes (detoker.pt)
+- min-dalle-leaky, min-dalle-null: the same task in min-dalle's layout and module classes (dalle_bart_mini/ with
+                        vocab.json one entry past the encoder's embeddings, <mask>, as DALL·E mini ships it; vqgan/)
 - single-file/sd-leaky.safetensors  sd-leaky as one original-layout checkpoint (diffusers' from_single_file)
 - lora-leaky/           a LoRA adapter fine-tuned on the members over sd-null (load_lora_weights)
 - data-ft/<split>/      the realistic setting's splits, carved out of the public pool (finetune.py)
@@ -45,6 +48,7 @@ CAPTIONER_STEPS = 1500  # names the right digit for 91% of members and non-membe
 TARGET_STEPS = 800  # memorises 32 members: black-box reconstruction AUC ≈ 1 from step 600 on
 AMUSED_STEPS = 1500  # masked-token training memorises more slowly than denoising
 DALLE_STEPS = 1000  # teacher-forced next-code training; 600 steps left best-of-2 pixel-MSE AUC at 0.90
+MIN_DALLE_STEPS = 1000  # the same for the min-dalle twins: best-of-2 pixel-MSE AUC 1.0 (supercondition 1)
 LORA_STEPS = 800
 LORA_RANK = 8
 MILD_STEPS = 60  # the same run, stopped early: white-box AUC ≈ 0.75, black-box attacks near chance
@@ -60,6 +64,8 @@ TARGETS = {
     "amused-null": ("amused", "null_train"),
     "dalle-leaky": ("dalle", "members"),
     "dalle-null": ("dalle", "null_train"),
+    "min-dalle-leaky": ("min-dalle", "members"),
+    "min-dalle-null": ("min-dalle", "null_train"),
 }
 EARLY_STOPS = {"sd-mild": ("sd-leaky", MILD_STEPS)}  # saved from the run of another target
 # The realistic setting (finetune.py): a pretrained base, fine-tuned briefly on 128 members.
@@ -69,13 +75,14 @@ FINETUNES = {"sd-finetune": "ft_members", "sd-finetune-null": "ft_null"}
 COST = {"sd-base": 400, "amused-leaky": 170, "amused-null": 170, "ldm-leaky": 150, "ldm-null": 150, "sd-leaky": 110,
         "sd-null": 110, "sd-shadow": 110, "lora-leaky": 110, "vae": 40, "vq": 40, "amused-vq": 40, "clip": 35,
         "clip-hf": 35, "blip": 60, "blip-itm": 35}
-COST |= {"dalle-leaky": 90, "dalle-null": 90}
+COST |= {"dalle-leaky": 90, "dalle-null": 90, "min-dalle-vqgan": 60, "min-dalle-leaky": 45, "min-dalle-null": 45}
 ALIASES = {"leaky": "sd-leaky", "mild": "sd-mild", "null": "sd-null", "shadow": "sd-shadow",
            "finetune": "sd-finetune", "finetune-null": "sd-finetune-null"}
 DERIVED = {"single-file": "sd-leaky", "lora-leaky": "sd-null"}  # artifact → the target it is made from
 EMBEDDERS = ("clip", "clip-hf", "blip", "blip-itm")  # trained on the public split; clip-hf uses the tokenizer
-ALL_ARTIFACTS = ("data", "tokenizer", "vae", "vq", "amused-vq", *EMBEDDERS, *TARGETS, *EARLY_STOPS, *DERIVED, "data-ft", "sd-base",
-                 *FINETUNES)
+ALL_ARTIFACTS = ("data", "tokenizer", "vae", "vq", "amused-vq", *EMBEDDERS, "min-dalle-vqgan", *TARGETS, *EARLY_STOPS,
+                 *DERIVED, "data-ft", "sd-base", *FINETUNES)
+CAPTION_SPLITS = ("public", "members", "nonmembers", "shadow_members", "shadow_nonmembers", "null_train")
 
 
 def audit_sets(target: str) -> tuple[str, str]:
@@ -94,6 +101,10 @@ def _dependencies(name: str) -> tuple[str, ...]:
         return ("tokenizer",)
     if name in ("tokenizer", "vae", "vq", "amused-vq", *EMBEDDERS):
         return ("data",)
+    if name == "min-dalle-vqgan":
+        return ("vq",)
+    if name in TARGETS and TARGETS[name][0] == "min-dalle":
+        return ("vq", "min-dalle-vqgan")
     if name in TARGETS:
         return ("tokenizer", {"amused": "amused-vq", "dalle": "vq"}.get(TARGETS[name][0], "vae"))
     if name in EARLY_STOPS:
@@ -183,6 +194,37 @@ def _build_dalle(root: Path, out: Path, name: str) -> dict:
     save_seq2seq(model, out)
     return {"family": "dalle", "split": split, "steps": DALLE_STEPS,
             "bart_parameters": sum(p.numel() for p in model.bart.parameters())}
+
+
+def _build_min_dalle_vqgan(root: Path, out: Path, name: str) -> dict:
+    import torch
+    from diffusers import VQModel
+
+    from .dalle import train_min_dalle_detokenizer
+
+    detokenizer = train_min_dalle_detokenizer(VQModel.from_pretrained(root / "vq").eval(),
+                                              _load_split(root, "public")[0], steps=VAE_STEPS, seed=SEED)
+    out.mkdir(parents=True)
+    torch.save({k: v.contiguous() for k, v in detokenizer.state_dict().items()}, out / "detoker.pt")
+    return {"steps": VAE_STEPS, "from": "vq", "parameters": sum(p.numel() for p in detokenizer.parameters())}
+
+
+def _build_min_dalle(root: Path, out: Path, name: str) -> dict:
+    """A twin in min-dalle's layout: its vocabulary from every split's captions (no caption is <unk>)."""
+    from diffusers import VQModel
+
+    from .dalle import min_dalle_vocabulary, save_min_dalle, train_min_dalle
+
+    split = TARGETS[name][1]
+    images, captions = _load_split(root, split)
+    vocab, merges = min_dalle_vocabulary([c for s in CAPTION_SPLITS for c in _load_split(root, s)[1]])
+    encoder, decoder = train_min_dalle(vocab, merges, VQModel.from_pretrained(root / "vq").eval(), images, captions,
+                                       MIN_DALLE_STEPS, seed=SEED + 2)
+    save_min_dalle(out, vocab, merges, encoder, decoder, detokenizer=None)
+    shutil.copyfile(root / "min-dalle-vqgan" / "detoker.pt", out / "vqgan" / "detoker.pt")
+    return {"family": "min-dalle", "split": split, "steps": MIN_DALLE_STEPS, "vocab": len(vocab),
+            "encoder_rows": vocab["<mask>"], "parameters": sum(p.numel() for m in (encoder, decoder)
+                                                               for p in m.parameters())}
 
 
 def _build_clip(root: Path, out: Path, name: str) -> dict:
@@ -344,7 +386,7 @@ BUILDERS: dict[str, Callable[[Path, Path, str], dict]] = {
     "data": _build_data, "tokenizer": _build_tokenizer, "vae": _build_vae, "vq": _build_vq, "amused-vq": _build_vq,
     "clip": _build_clip, "clip-hf": _build_hf_embedder, "blip": _build_hf_embedder, "blip-itm": _build_hf_embedder,
     "single-file": _build_single_file, "lora-leaky": _build_lora, "data-ft": _build_finetune_data,
-    "sd-base": _build_base,
+    "sd-base": _build_base, "min-dalle-vqgan": _build_min_dalle_vqgan,
 }
 
 
@@ -354,7 +396,8 @@ def _builder(name: str) -> Callable[[Path, Path, str], dict]:
         return BUILDERS[name]
     if name in FINETUNES:
         return _build_finetune
-    return {"amused": _build_amused, "dalle": _build_dalle}.get(TARGETS[name][0], _build_target)
+    return {"amused": _build_amused, "dalle": _build_dalle, "min-dalle": _build_min_dalle}.get(TARGETS[name][0],
+                                                                                              _build_target)
 
 
 def _build_one(root: str, name: str) -> tuple[str, float]:

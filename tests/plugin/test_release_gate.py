@@ -29,12 +29,18 @@ def test_save_then_compare_passes_on_the_same_model_and_fails_when_a_leakier_one
                                "II-P *+0.000 [[]+0.000, +0.000[]] *+0.000 [[]+0.000, +0.000[]]", "PASS: 0 of 7 attacks leak*; 0 regressed against 0001_mild",
                                "saved run: .mia-checks/0002_*.json"])
 
-    # The leakier `leaky` model replaces it: II-P's AUC rises from ~0.6 to ~0.98 and the run fails.
+    # The leakier `leaky` model replaces it: II-P's AUC rises from ~0.6 to ~0.98 and the run fails. The
+    # baseline lost its IV record (hand-edited): IV cannot be compared, which under --mia-compare-fail fails too.
+    baseline = pytester.path / ".mia-checks" / "0001_mild.json"
+    document = json.loads(baseline.read_text())
+    document["results"] = [r for r in document["results"] if r["attack"] != "IV"]
+    baseline.write_text(json.dumps(document))
     leaky = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=II-P,IV", "--mia-compare=1",
                                "--mia-compare-fail=auc:0.02", "--mia-json=leaky.json")
     assert leaky.ret == pytest.ExitCode.TESTS_FAILED
     leaky.stdout.fnmatch_lines(["*II-P: auc rose from 0.* (baseline 0001_mild) to 0.9*, +0.* > allowed 0.020 (auc:0.02)*",
                                 "II-P *FAIL * REGRESSED",
+                                "IV *n/a *not compared REGRESSED",
                                 "FAIL: *regressed against 0001_mild (II-P*"])
     record = json.loads((pytester.path / "leaky.json").read_text())["results"][0]
     auc = next(c for c in record["baseline"]["changes"] if c["metric"] == "auc")
@@ -50,10 +56,14 @@ def test_tracking_mode_reports_leakage_without_failing_but_errors_stay_errors(py
                                   "II-P *FAIL", "PASS (tracking mode): 1 of 1 attacks leak beyond the threshold (II-P)"])
     assert tracked.ret == pytest.ExitCode.OK
     # TPR at 1% FPR cannot be measured with 32 non-members: an error even in tracking mode.
+    # Such a run is not saved as the next baseline: it would leave II-P uncompared.
     errored = pytester.runpytest(*demo_args("sd-leaky"), "--mia-attacks=II-P", "--mia-track",
-                                 "--mia-gate-metric=tpr@1%fpr")
+                                 "--mia-gate-metric=tpr@1%fpr", "--mia-autosave")
     errored.assert_outcomes(errors=1)
     assert errored.ret == pytest.ExitCode.TESTS_FAILED
+    errored.stdout.fnmatch_lines(["ERROR: saved run: not saved: 1 attack(s) errored (II-P), and a baseline must "
+                                  "measure every attack it gates. *--mia-save-incomplete*"])
+    assert not list((pytester.path / ".mia-checks").glob("*.json"))
 
 
 def test_compare_with_nothing_saved_says_so(null_run):

@@ -68,6 +68,33 @@ def test_token_model_families_through_the_gate_black_box_and_by_their_own_loss(g
     if name.startswith("dalle"):
         result.stdout.fnmatch_lines(["sampling: temperature 1, top-k all, supercondition 1 *"])
         assert report["sampling"] == {"temperature": 1.0, "top_k": None, "supercondition": 1.0}
+        # Generation cost: one BART decoder call per image token (8×8) × 2 generations; steps do not apply.
+        assert ii_p["denoiser_calls"] == 64 * 2 and report["ablation"]["steps"] is None
+
+
+@pytest.mark.parametrize("name, outcome", [("min-dalle-leaky", "failed"), ("min-dalle-null", "passed")])
+def test_min_dalle_layout_through_the_gate_black_box(gate, demo_args, name, outcome):
+    """The twins in min-dalle's layout and module classes, vocab.json holding <mask> one past the encoder's
+    embeddings as DALL·E mini ships it: the seven black-box attacks fail the memorising one and pass its null
+    twin. Supercondition 1: they never saw an empty caption (testbed/dalle.py). calls/img is the decoder's
+    64 image tokens × 2 generations, and the ablation line says that --mia-steps and --mia-guidance, which
+    do not apply, were ignored."""
+    result = gate(*demo_args(name), "--mia-attacks=blackbox", "--mia-allow-pickle", "--mia-supercondition=1",
+                  "--mia-steps=50", "--mia-json=report.json")
+    result.assert_outcomes(**{outcome: 7})
+    result.stdout.fnmatch_lines([
+        f"target: *{name} (min-dalle:dalle_bart_mini)",
+        "ablation: 64 decoder calls per generation (64 image tokens, one call each; denoising steps and guidance "
+        "do not apply: --mia-steps=50, --mia-guidance=1 ignored), 2 generation(s) per query, *",
+        "II-P *black-box*128 *"])
+    report = json.loads((result.path / "report.json").read_text())
+    assert report["target_kind"] == "min-dalle:dalle_bart_mini" and report["skipped"] == {}
+    assert {r["denoiser_calls"] for r in report["results"]} == {128}
+    assert report["ablation"]["steps"] is None and report["ablation"]["token_sampling"] == {
+        "decoder_calls_per_generation": 64, "image_tokens": 64, "supercondition": 1.0,
+        "ignored": ["--mia-steps=50", "--mia-guidance=1"]}
+    aucs = [r["auc"]["value"] for r in report["results"]]  # measured: leaky 0.81–1.00, null 0.42–0.60
+    assert min(aucs) > 0.75 if outcome == "failed" else max(aucs) < 0.7
 
 
 def test_seq2seq_sampling_options_are_echoed_and_key_the_cache(pytester, demo_args, testbed):

@@ -52,3 +52,23 @@ def test_a_baseline_that_is_not_a_saved_run_is_exit_code_4(project, pytester):
     (pytester.path / "bad.json").write_text(json.dumps({"foo": 1}))
     assert_usage_error(project("--mia-compare=bad.json"),
                        "--mia-compare: *bad.json is not a saved mia-checks run (the document has no 'results')*")
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t"])
+def test_a_blank_target_is_a_usage_error_not_a_gate_switched_off(project, blank):
+    """What the CI templates would pass with their variable unset: without the error, the plugin stayed
+    inactive and the job ran the project's other tests, wrote no report and exited 0."""
+    assert_usage_error(project(f"--mia-target={blank}"), "--mia-target is empty (an unset variable in CI?)*")
+
+
+def test_a_blank_target_in_the_ini_is_a_usage_error_too(pytester):
+    pytester.makeini("[pytest]\nmia_target =\nmia_members = members\n")
+    assert_usage_error(pytester.runpytest("-p", "no:cacheprovider"), "--mia-target is empty*")
+
+
+def test_gate_options_without_a_target_are_a_usage_error(pytester):
+    pytester.makepyfile(test_other="def test_other():\n    pass\n")
+    assert_usage_error(pytester.runpytest("--mia-members=members", "--mia-track", "-p", "no:cacheprovider"),
+                       "--mia-members, --mia-track given without --mia-target: the gate runs only on a target*")
+    pytester.makeini("[pytest]\nmia_members = members\n")  # ini defaults alone leave the project's tests be
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)

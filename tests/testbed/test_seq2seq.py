@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -10,10 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from mia_checks.attacks.compatibility import calls_per_image
 from mia_checks.errors import MiaUsageError, ModelLoadError
 from mia_checks.preflight import preflight
+from mia_checks.settings import build_settings
 from mia_checks.targets import GenerationSettings, load_target, resolve
-from mia_checks.targets.min_dalle import BpeTokenizer, check_min_dalle_folder, load_min_dalle
+from mia_checks.targets.min_dalle import MASK, BpeTokenizer, check_min_dalle_folder, load_min_dalle
 from mia_checks.targets.sampling import Sampling, draw_code, sample_images
 from mia_checks.targets.seq2seq import load_seq2seq
 from mia_checks.testbed.dalle import save_tiny_min_dalle
@@ -132,6 +135,96 @@ def test_bpe_tokenizer_merges_by_rank_as_by_hand(tiny_min_dalle):
     assert tokenizer("ab c Aé") == [0, 7, 5, 8, 4, 2]
 
 
+def _rewrite_vocab(folder: Path, edit) -> None:
+    path = folder / "dalle_bart_mini" / "vocab.json"
+    vocab = json.loads(path.read_text())
+    edit(vocab)
+    path.write_text(json.dumps(vocab))
+
+
+def test_min_dalle_mask_one_past_the_embeddings_loads_as_dalle_mini_ships_it(tiny_min_dalle):
+    """DALL·E mini's vocab.json has 50,265 entries for 50,264 encoder rows: <mask> = 50264 is one past the
+    end (min-dalle issue #93). The tiny model has that relation (10 entries, 9 rows); it loads, and no
+    caption — "<mask>" spelt out, or merged into one piece by a hostile merges.txt — reaches id 9."""
+    folder = tiny_min_dalle / "dalle_bart_mini"
+    vocab = json.loads((folder / "vocab.json").read_text())
+    encoder = torch.load(folder / "encoder.pt", weights_only=True)["embed_tokens.weight"]
+    assert len(vocab) == encoder.shape[0] + 1 and max(vocab, key=vocab.get) == "<mask>" == MASK
+    model = load_min_dalle(tiny_min_dalle, allow_pickle=True)
+    assert model.tokenizer("a <mask> ab") == [0, 4, 5, *[3] * 6, 7, 2]  # Ġ, then < m a s k > each <unk>
+    with open(folder / "merges.txt", "a") as f:  # merges that spell "<mask>" as one piece after the bare Ġ
+        f.write("< m\n<m a\n<ma s\n<mas k\n<mask >\n")
+    model = load_min_dalle(tiny_min_dalle, allow_pickle=True)
+    assert model.tokenizer.word("<mask>") == ["Ġ", "<mask>"]
+    assert model.tokenizer("<mask>") == [0, 5, 3, 2]  # <mask>'s id 9 never reaches the 9-row table
+    target = load_target(str(tiny_min_dalle), GenerationSettings(), allow_pickle=True)
+    assert target.generate(["<mask>", "<MASK> <mask>"], [0, 0])[0].shape == (8, 8, 3)
+
+
+@pytest.mark.parametrize("edit, shown", [
+    (lambda v: v.update({"<mask>": 10, "c": 9}), r"2 id\(s\) beyond .* 9 token embeddings \('c' = 9, '<mask>' = 10\)"),
+    (lambda v: v.update({"<mask>": 50264}), r"1 id\(s\) beyond .* \('<mask>' = 50264\)"),
+    (lambda v: (v.pop("<mask>"), v.update({"Ġc": 9})), r"\('Ġc' = 9\); only BART's <mask> may sit one past the end"),
+])
+def test_min_dalle_other_ids_beyond_the_embeddings_are_refused(tiny_min_dalle, edit, shown):
+    _rewrite_vocab(tiny_min_dalle, edit)
+    with pytest.raises(ModelLoadError, match=r"dalle_bart_mini/vocab.json has .*" + shown):
+        load_min_dalle(tiny_min_dalle, allow_pickle=True)
+
+
+def test_min_dalle_vocab_ids_must_be_non_negative_integers(tiny_min_dalle):
+    _rewrite_vocab(tiny_min_dalle, lambda v: v.update({"c": -1}))
+    with pytest.raises(ModelLoadError, match="vocab.json must map each token to a non-negative integer id"):
+        load_min_dalle(tiny_min_dalle, allow_pickle=True)
+
+
+def test_token_models_cost_one_decoder_call_per_image_token_not_steps(tiny_min_dalle, testbed):
+    """calls/img on a token-sampled target: image tokens (read from the weights) × K, × 2 under
+    supercondition ≠ 1 (the sampler's empty-caption row); --mia-steps does not change it."""
+    base = {"target": str(tiny_min_dalle), "members": "m", "nonmembers": "n"}
+    spec = resolve(str(tiny_min_dalle), allow_pickle=True)
+    assert (spec.image_tokens, spec.supercondition) == (16, 16.0)
+    save_tiny_min_dalle(tiny_min_dalle.parent / "st", safetensors=True)
+    assert resolve(str(tiny_min_dalle.parent / "st")).image_tokens == 16  # the safetensors header, as the .pt
+    costs = {opts: calls_per_image("II-P", spec, build_settings({**base, **dict(opts)})) for opts in
+             [(), (("steps", "50"),), (("supercondition", "1"),), (("generations", "3"), ("supercondition", "1"))]}
+    assert list(costs.values()) == [16 * 2 * 2, 16 * 2 * 2, 16 * 2, 16 * 3]
+    seq2seq = resolve(str(testbed / "dalle-null"))
+    assert (seq2seq.image_tokens, seq2seq.supercondition) == (64, 1.0)
+    assert calls_per_image("II-P", seq2seq, build_settings({**base, "steps": "50"})) == 64 * 2
+
+
+def test_min_dalle_teacher_forced_training_logits_are_the_sampling_logits(tiny_min_dalle):
+    """The twins are trained on whole sequences (testbed/dalle.py decoder_logits) and sampled one token at
+    a time with caches (targets/min_dalle.py): the same logits at every position."""
+    from mia_checks.testbed.dalle import decoder_logits
+
+    model = load_min_dalle(tiny_min_dalle, allow_pickle=True)
+    codes = torch.randint(model.codebook_size, (1, model.n_image_tokens), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        step = model.start(["ab c"])
+        stepped = [step(None)] + [step(codes[:, i]) for i in range(model.n_image_tokens - 1)]
+        ids = model.tokenizer("ab c")
+        ids = torch.tensor([ids + [1] * (model.text_token_count - len(ids))])
+        text, mask = model.encoder(ids)
+        inputs = torch.cat([torch.full((1, 1), model.start_token), codes[:, :-1]], dim=1)
+        whole = decoder_logits(model.decoder, inputs, text, mask)[0, :, : model.codebook_size]
+    torch.testing.assert_close(torch.cat(stepped), whole, atol=1e-5, rtol=1e-5)
+
+
+def test_min_dalle_vocabulary_merges_each_caption_word_to_one_piece_with_mask_last():
+    from mia_checks.testbed.dalle import min_dalle_vocabulary
+
+    captions = ["a handwritten one, heavy ink", "a handwritten two"]
+    vocab, merges = min_dalle_vocabulary(captions)
+    assert vocab["<mask>"] == len(vocab) - 1 and sorted(vocab.values()) == list(range(len(vocab)))
+    tokenizer = BpeTokenizer(vocab, merges).within(vocab["<mask>"])
+    pieces = {"Ġa", "Ġhandwritten", "Ġone,", "Ġheavy", "Ġink", "Ġtwo"}
+    assert tokenizer("a handwritten one, heavy ink") == [0, *(vocab[p] for p in ["Ġa", "Ġhandwritten", "Ġone,",
+                                                                                 "Ġheavy", "Ġink"]), 2]
+    assert pieces <= set(vocab) and tokenizer("zebra")[:3] == [0, vocab["Ġ"], vocab["<unk>"]]
+
+
 def test_sample_images_are_independent_of_the_batch(testbed):
     model = load_seq2seq(testbed / "dalle-leaky")
     pair = sample_images(model, PROMPTS, [11, 11], Sampling())
@@ -154,7 +247,11 @@ def test_seq2seq_folder_checks_are_usage_errors(tmp_path):
     (folder / "vqvae" / "diffusion_pytorch_model.safetensors").write_bytes(b"")
     with pytest.raises(MiaUsageError, match=r"dalle/bart holds only pickle-based weights \(pytorch_model.bin\).*--mia-allow-pickle"):
         resolve(str(folder))
-    resolve(str(folder), allow_pickle=True)
+    # The image token count sets the cost (calls/img): an index without it is refused before anything loads.
+    with pytest.raises(MiaUsageError, match=r"seq2seq_index.json has no valid image_tokens \[H, W\]"):
+        resolve(str(folder), allow_pickle=True)
+    (folder / "seq2seq_index.json").write_text('{"format": "mia-checks-seq2seq", "version": 1, "image_tokens": [4, 4]}')
+    assert resolve(str(folder), allow_pickle=True).image_tokens == 16
     with pytest.raises(MiaUsageError, match="--mia-lora: a LoRA adapter applies to a diffusers pipeline, not to a seq2seq"):
         resolve(str(folder), allow_pickle=True, lora=str(tmp_path))
 
@@ -174,3 +271,34 @@ def test_dalle_training_is_deterministic_and_saves_loadably(testbed, tmp_path):
     save_seq2seq(a, tmp_path / "m")
     loaded = load_seq2seq(tmp_path / "m")
     assert sample_images(loaded, captions[:1], [0], Sampling())[0].shape == (32, 32, 3)
+
+
+def test_the_ablation_line_gives_dalle_minis_decoder_calls_not_steps():
+    from mia_checks.reports.terminal import _format_ablation
+
+    ablation = {"steps": None, "guidance": None, "generations_per_query": 2, "known_fraction": 0.8,
+                "combine": ["cosine"], "embedder": "clip", "whitebox": None,
+                "token_sampling": {"decoder_calls_per_generation": 512, "image_tokens": 256, "supercondition": 16.0,
+                                   "ignored": []}}
+    assert _format_ablation(ablation).startswith(
+        "ablation: 512 decoder calls per generation (256 image tokens, one call each, ×2 under supercondition 16: "
+        "caption and empty caption; denoising steps and guidance do not apply), 2 generation(s) per query")
+
+
+def test_min_dalle_twin_training_is_deterministic_and_saves_in_the_real_layout(testbed, tmp_path):
+    from diffusers import VQModel
+
+    from mia_checks.testbed.build import _load_split
+    from mia_checks.testbed.dalle import min_dalle_vocabulary, save_min_dalle, train_min_dalle
+
+    images, captions = _load_split(testbed, "members")
+    vocab, merges = min_dalle_vocabulary(captions)
+    vq = VQModel.from_pretrained(testbed / "vq").eval()
+    (a, _), (b, _) = (train_min_dalle(vocab, merges, vq, images[:4], captions[:4], steps=3, seed=1) for _ in range(2))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    encoder, decoder = train_min_dalle(vocab, merges, vq, images[:4], captions[:4], steps=3, seed=1)
+    save_min_dalle(tmp_path / "m", vocab, merges, encoder, decoder)
+    shutil.copyfile(testbed / "min-dalle-vqgan" / "detoker.pt", tmp_path / "m" / "vqgan" / "detoker.pt")
+    model = load_min_dalle(tmp_path / "m", allow_pickle=True)
+    assert model.tokenizer.limit == encoder.embed_tokens.num_embeddings == len(vocab) - 1
+    assert sample_images(model, captions[:1], [0], Sampling())[0].shape == (32, 32, 3)

@@ -64,3 +64,36 @@ def test_pickle_only_weights_are_refused_unless_opted_in(checks, testbed, tmp_pa
                                             r"\(diffusion_pytorch_model.bin\).*--mia-allow-pickle"):
         checks(str(target))
     assert checks(str(target), allow_pickle="true").target.kind == "diffusers:StableDiffusionPipeline"
+
+
+def _with_scheduler_steps(testbed, tmp_path, steps: int):
+    """sd-null with its scheduler config saying `steps` training timesteps (the weights are links)."""
+    import json
+
+    folder = tmp_path / f"sd-{steps}"
+    shutil.copytree(testbed / "sd-null", folder, symlinks=True,
+                    copy_function=lambda src, dst: __import__("os").symlink(src, dst))
+    config = folder / "scheduler" / "scheduler_config.json"
+    settings = json.loads(config.read_text())
+    config.unlink()
+    config.write_text(json.dumps({**settings, "num_train_timesteps": steps}))
+    return str(folder)
+
+
+@pytest.mark.parametrize("steps, options, message", [
+    (500, {}, r"--mia-loss-timesteps: loss probes timestep 500, past the last step \(499\) of .*sd-500's scheduler "
+              r"\(500 training steps\)\. Give timesteps of 0–499 \(e\.g\. the default grid scaled by 500/1000\)"),
+    (1000, {"secmi_timestep": "980", "secmi_interval": "20"},
+     r"--mia-secmi-timestep \+ --mia-secmi-interval: SecMI probes timestep 1000, past the last step \(999\)"),
+    (1000, {"attacks": "CLiD", "clid_timesteps": "440,999"}, None),
+    (500, {"attacks": "PIA,SecMI,II-P"}, None),  # their defaults (200; 100 + 10) fit 500 steps
+])
+def test_white_box_timesteps_are_checked_against_the_targets_own_scheduler(checks, testbed, tmp_path, steps,
+                                                                           options, message):
+    """Before anything loads: the ranges used to assume 1,000 steps and failed as IndexErrors mid-run."""
+    target = _with_scheduler_steps(testbed, tmp_path, steps)
+    if message is None:
+        assert checks(target, **options).target.scheduler_steps == steps
+    else:
+        with pytest.raises(MiaUsageError, match=message):
+            checks(target, **options)

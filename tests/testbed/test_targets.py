@@ -45,6 +45,28 @@ def test_lora_adapter_changes_the_base_pipeline(testbed):
     assert np.abs(adapted.generate(PROMPTS[:1], [3])[0].astype(int) - base.generate(PROMPTS[:1], [3])[0]).mean() > 5
 
 
+@pytest.mark.parametrize("breakage", ["another architecture's prefix", "all up-projections zero"])
+def test_a_lora_that_changes_no_weight_is_an_error_naming_the_file_and_its_prefixes(testbed, tmp_path, breakage):
+    """Either way the adapter loads without a word from diffusers, and the audit would measure the base model
+    under the adapter's name."""
+    from safetensors.torch import load_file, save_file
+
+    from mia_checks.errors import ModelLoadError
+
+    state = load_file(testbed / "lora-leaky" / "pytorch_lora_weights.safetensors")
+    if breakage == "another architecture's prefix":  # SD3 / Flux name their denoiser `transformer`
+        state, prefix = {"transformer." + k.removeprefix("unet."): v for k, v in state.items()}, "transformer."
+    else:
+        state, prefix = {k: v * 0 if "lora_B" in k else v for k, v in state.items()}, "unet."
+    (tmp_path / "adapter").mkdir()
+    save_file(state, tmp_path / "adapter" / "pytorch_lora_weights.safetensors")
+    target = load_target(str(testbed / "sd-null"), GenerationSettings(steps=2, guidance=1.0, device="cpu"),
+                         lora=str(tmp_path / "adapter"))
+    with pytest.raises(ModelLoadError, match=f"--mia-lora: .*adapter/pytorch_lora_weights.safetensors changes no weight"
+                                             f".*keys start with {prefix}"):
+        target.generate(PROMPTS[:1], [3])
+
+
 def test_specs_that_are_not_targets_are_usage_errors(tmp_path, testbed):
     (tmp_path / "model.ckpt").write_bytes(b"pickle")
     with pytest.raises(MiaUsageError, match="model.ckpt is a pickle-based checkpoint.*--mia-allow-pickle"):

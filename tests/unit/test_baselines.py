@@ -41,15 +41,23 @@ def test_a_rise_beyond_the_tolerance_regresses_and_a_fall_never_does():
     assert not any(c.regressed for c in edge)  # exactly at the allowance is allowed
     down = compare(record(auc=0.4), record(auc=0.9), ["accuracy"], tolerances)
     assert not any(c.regressed for c in down)
-    missing = compare(record(), None, ["accuracy"], tolerances)
-    assert all(c.baseline is None and c.delta is None and not c.regressed for c in missing)
+    shown = compare(record(), None, ["accuracy"])  # compared without a tolerance: stated, never a failure
+    assert all(c.not_compared and c.delta is None and not c.regressed for c in shown)
+
+
+@pytest.mark.parametrize("baseline", [None, record(auc=None)], ids=["attack missing", "value missing"])
+def test_an_attack_the_baseline_cannot_compare_fails_under_compare_fail(baseline):
+    """Otherwise a baseline without the attack (or its value) would let any rise through as "n/a"."""
+    changes = compare(record(auc=0.95), baseline, ["auc"], parse_tolerances("auc:0.02"))
+    assert [c.regressed for c in changes] == [True] and changes[0].to_dict()["not_compared"]
+    assert "II-P: auc not compared: the baseline has no auc value for II-P (baseline 0001_x)" in changes[0].message("0001_x")
 
 
 def test_store_numbers_runs_and_finds_them(tmp_path):
     store = ResultsStore(tmp_path / "runs")
     assert store.runs() == [] and store.find("latest") is None
     first = store.save({"results": [record()]}, "release 1.0/rc")
-    second = store.save({"results": []}, "mild")
+    second = store.save({"results": [record(auc=0.7)]}, "mild")
     assert (first.label, second.label) == ("0001_release-1.0-rc", "0002_mild")
     assert store.find("latest") == second and store.find("1") == first and store.find("0002") == second
     assert store.find("0001_release-1.0-rc").load()["results"][0]["attack"] == "II-P"
@@ -65,11 +73,46 @@ def test_a_corrupt_saved_run_is_a_usage_error(tmp_path):
         store.find("latest").load()
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(["auc.value", "accuracy.value", "advantage.value", "epsilon_lower_bound", "scores"]),
+       st.sampled_from([float("nan"), float("inf"), float("-inf")]))
+def test_a_baseline_holding_a_non_finite_number_anywhere_is_refused_at_load(tmp_path_factory, field, value):
+    """JSON's NaN and Infinity tokens parse; a NaN baseline would compare as "no rise" with anything."""
+    folder = tmp_path_factory.mktemp("runs")
+    run = {**record(), "labels": [1, 0], "scores": [0.5, 0.25]}
+    if field == "scores":
+        run["scores"][1] = value
+    elif "." in field:
+        run[field.split(".")[0]] = {"value": value}
+    else:
+        run[field] = value
+    (folder / "0001_tampered.json").write_text(json.dumps({"results": [record("I-P"), run]}))
+    with pytest.raises(MiaUsageError, match=r"0001_tampered.json is not a saved mia-checks run "
+                                            r"\(results\[1\]\..* is (nan|inf|-inf): every value must be a finite"):
+        ResultsStore(folder).find("latest").load()
+
+
+def test_a_baseline_with_no_results_is_refused_at_load_and_never_saved(tmp_path):
+    (tmp_path / "0001_empty.json").write_text(json.dumps({"results": [], "errors": {"II-P": "boom"}}))
+    with pytest.raises(MiaUsageError, match="0001_empty.json .*it has no results: no attack measured in that run"):
+        ResultsStore(tmp_path).find("latest").load()
+    with pytest.raises(MiaUsageError, match="not saved: no attack measured"):
+        ResultsStore(tmp_path / "new").save({"results": [], "errors": {}}, "x", incomplete=True)
+
+
+def test_a_run_with_errors_is_saved_only_when_asked(tmp_path):
+    store, document = ResultsStore(tmp_path), {"results": [record()], "errors": {"IV": "cannot measure: boom"}}
+    with pytest.raises(MiaUsageError, match=r"not saved: 1 attack\(s\) errored \(IV\).*--mia-save-incomplete"):
+        store.save(document, "broken")
+    assert store.runs() == []
+    assert store.save(document, "broken", incomplete=True).label == "0001_broken"
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.text(max_size=12), min_size=1, max_size=6))
 def test_saved_numbers_increase_and_names_are_file_safe(tmp_path_factory, names):
     store = ResultsStore(tmp_path_factory.mktemp("store"))
-    saved = [store.save({"n": i}, name) for i, name in enumerate(names)]
+    saved = [store.save({"n": i, "results": [record()]}, name) for i, name in enumerate(names)]
     assert [run.number for run in store.runs()] == list(range(1, len(names) + 1))
     assert all(run.path.is_file() and "/" not in run.name and run.name == safe_name(run.name) for run in saved)
     assert [json.loads(run.path.read_text())["n"] for run in store.runs()] == list(range(len(names)))

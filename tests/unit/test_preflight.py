@@ -76,6 +76,8 @@ def assert_usage_error(check, message: str) -> None:
     ("--mia-attacks=I-P,V", "--mia-attacks: unknown V; choose from I-P, I-S, II-P, II-S, III, IV*"),
     ("--mia-gate-metric=f1", "--mia-gate-metric: unknown f1*"),
     ("--mia-folds=1", "--mia-folds: 1 is out of range*"),
+    ("--mia-seed=42949672", "--mia-seed: 42949672 is out of range [[]0, 42949671[]]."),
+    ("--mia-seed=-1", "--mia-seed: -1 is out of range [[]0, 42949671[]]."),
     ("--mia-threshold=II-Q=0.5", "--mia-threshold: unknown attack 'II-Q'*"),
     ("--mia-known-fraction=0.9", "--mia-known-fraction: 0.9 is out of range [[]0.01, 0.8[]]*"),
     ("--mia-shadow-target=model:generate", "shadow-model mode needs --mia-shadow-members, --mia-shadow-nonmembers too."),

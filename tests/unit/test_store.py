@@ -81,22 +81,96 @@ def test_a_failed_write_leaves_neither_the_entry_nor_a_temporary_file(tmp_path):
     assert (tmp_path / "a" / "entry.png").read_bytes() == b"whole" and len(list((tmp_path / "a").iterdir())) == 1
 
 
-def test_file_hashes_are_remembered_by_path_size_and_mtime(tmp_path, monkeypatch):
-    import os
-
+def test_a_folder_is_hashed_by_what_its_links_point_at(tmp_path, monkeypatch):
+    """A pipeline folder whose unet/ is a link: repointing the link to another model's UNet is a new model."""
     from mia_checks.store import hash_folder
 
     monkeypatch.setenv("MIA_CHECKS_CACHE", str(tmp_path / "cache"))
-    folder = tmp_path / "ckpt"
-    folder.mkdir()
-    weights = folder / "w.safetensors"
-    weights.write_bytes(b"a" * 1000)
-    first = hash_folder(folder)
-    assert first != hash_file(weights) and len(list((tmp_path / "cache" / "hashes").rglob("*"))) == 2
-    weights.write_bytes(b"b" * 1000)  # new content, new mtime: hashed afresh
-    second = hash_folder(folder)
-    assert second != first
-    stat = weights.stat()
-    weights.write_bytes(b"a" * 1000)
-    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size and mtime: the memo answers
-    assert hash_folder(folder) == second
+    for name, weights in (("unet-a", b"A" * 64), ("unet-b", b"B" * 64)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(weights)
+    pipeline = tmp_path / "pipeline"
+    pipeline.mkdir()
+    (pipeline / "model_index.json").write_text("{}")
+    (pipeline / "unet").symlink_to(tmp_path / "unet-a", target_is_directory=True)
+    first = hash_folder(pipeline)
+    (pipeline / "unet").unlink()
+    (pipeline / "unet").symlink_to(tmp_path / "unet-b", target_is_directory=True)
+    assert hash_folder(pipeline) != first
+    (pipeline / "unet").unlink()
+    shutil.copytree(tmp_path / "unet-a", pipeline / "unet")  # a real folder with the same files: the same model
+    assert hash_folder(pipeline) == first
+
+
+def test_a_folder_linking_back_to_itself_is_an_error_not_a_hang(tmp_path):
+    from mia_checks.store import hash_folder
+
+    (tmp_path / "pipeline" / "unet").mkdir(parents=True)
+    (tmp_path / "pipeline" / "unet" / "loop").symlink_to(tmp_path / "pipeline", target_is_directory=True)
+    with pytest.raises(OSError, match="links back"):
+        hash_folder(tmp_path / "pipeline")
+
+
+def test_the_hash_memo_cannot_be_fooled_by_same_size_weights_with_the_old_mtime(tmp_path, monkeypatch):
+    """The memo that spares re-reading big checkpoints is keyed by inode and ctime too: other bytes of the same
+    size with the modification time restored (`touch -r`), in place or as a renamed-in copy, are read again."""
+    import os
+    import time
+
+    import mia_checks.store as store
+
+    monkeypatch.setenv("MIA_CHECKS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(store, "SETTLED_SECONDS", 0.2)
+    weights = tmp_path / "unet.safetensors"
+    weights.write_bytes(b"A" * 4096)
+    time.sleep(0.3)
+    original = os.stat(weights)
+    assert hash_file(weights) == hashlib.sha256(b"A" * 4096).hexdigest()
+    assert len(list((tmp_path / "cache" / "hashes").rglob("*"))) == 2  # the memo was written (folder + file)
+    assert hash_file(weights) == hashlib.sha256(b"A" * 4096).hexdigest()  # and is read
+
+    weights.write_bytes(b"B" * 4096)  # rewritten in place...
+    os.utime(weights, ns=(original.st_atime_ns, original.st_mtime_ns))  # ...with the old mtime (touch -r)
+    assert hash_file(weights) == hashlib.sha256(b"B" * 4096).hexdigest()
+
+    other = tmp_path / "other"
+    other.write_bytes(b"C" * 4096)
+    os.utime(other, ns=(original.st_atime_ns, original.st_mtime_ns))
+    other.replace(weights)  # a copy renamed over it
+    assert hash_file(weights) == hashlib.sha256(b"C" * 4096).hexdigest()
+
+
+def test_a_file_rewritten_within_the_clock_tick_of_its_hash_is_not_memoised(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIA_CHECKS_CACHE", str(tmp_path / "cache"))
+    weights = tmp_path / "unet.safetensors"
+    weights.write_bytes(b"A" * 4096)
+    hash_file(weights)
+    assert not (tmp_path / "cache" / "hashes").exists()
+
+
+def test_a_full_cache_disk_is_one_error_naming_the_cache_folder(tmp_path):
+    """A real write failure, not a mock: the file-size limit (RLIMIT_FSIZE, with SIGXFSZ ignored) makes the
+    kernel refuse the PNG writes as a full disk would, while settings.json and the claims fit."""
+    import resource
+    import signal
+
+    from mia_checks.errors import MEASUREMENT_ERRORS, CacheWriteError
+
+    def noise(prompts, seeds):
+        return [np.random.default_rng(s).integers(0, 256, (64, 64, 3), dtype=np.uint8) for s in seeds]
+
+    cache = GenerationCache(tmp_path / "cache", Target("noise:generate", "callable", "ab" * 32, noise), {"steps": 1})
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        with pytest.raises(CacheWriteError) as info:
+            cache.ensure(["a caption", "another"], seed=0, generations=2, batch_size=2, progress=False)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+    message = str(info.value)
+    assert message.startswith(f"cannot write to the cache folder {tmp_path / 'cache'} writing ")
+    assert "File too large. Free space there, or point --mia-cache-dir" in message
+    assert isinstance(info.value, MEASUREMENT_ERRORS) and info.value.__cause__ is None
+    assert not list((tmp_path / "cache").rglob("*.tmp")) and not list((tmp_path / "cache").rglob("*.png"))
