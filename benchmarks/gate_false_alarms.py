@@ -9,28 +9,91 @@ Each seed changes the generation noise, the white-box noise, the folds and the a
 reference images stay fixed (each target's own audited sets: 32 vs 32 for the from-scratch targets,
 128 vs 128 for the fine-tunes). A run "passes" when no attack's verdict leaks. Uses the same Audit the
 plugin uses, with the default settings and the demo's guidance 1.
+
+With --draw-sets every seed also re-draws the reference sets from a larger pool of images, class-matched
+(each digit as often among the non-members as among the members): a false-alarm rate over draws of the
+sets, not only over the noise of one draw. A target that never saw the pool (a null twin) gets both sets
+drawn from it; a leaky target keeps its true members (its training split) and gets its non-members drawn.
+Pools: the from-scratch targets' unseen splits among members, nonmembers, shadow_members and
+shadow_nonmembers (128 images); the fine-tunes', ft_members, ft_nonmembers and ft_null minus the training
+split (256).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
+
+import numpy as np
 
 from mia_checks.audit import Audit
 from mia_checks.settings import build_settings
 from mia_checks.testbed import audit_sets, ensure_built
-from mia_checks.testbed.build import ALIASES
+from mia_checks.testbed.build import ALIASES, FINETUNES, TARGETS
+
+SCRATCH_POOL = ("data/members", "data/nonmembers", "data/shadow_members", "data/shadow_nonmembers")
+FINETUNE_POOL = ("data-ft/ft_members", "data-ft/ft_nonmembers", "data-ft/ft_null")
 
 LEAKY = {"leaky", "mild", "finetune", "sd-leaky", "sd-mild", "sd-finetune", "ldm-leaky", "lora-leaky", "dalle-leaky",
          "amused-leaky"}
 
 
+def _rows(folder) -> list[dict]:
+    return [{**json.loads(line), "folder": folder} for line in (folder / "metadata.jsonl").read_text().splitlines()
+            if line]
+
+
+def _digit(row: dict) -> str:
+    return row["text"].split(",")[0]  # "a handwritten eight": the class
+
+
+def _write(rows: list[dict], out: Path) -> str:
+    out.mkdir(parents=True)
+    for i, row in enumerate(rows):
+        (out / f"{i:04d}.png").symlink_to(row["folder"] / row["file_name"])
+    (out / "metadata.jsonl").write_text("".join(json.dumps({"file_name": f"{i:04d}.png", "text": r["text"]}) + "\n"
+                                                for i, r in enumerate(rows)))
+    return str(out)
+
+
+def drawn_sets(target: str, seed: int, root: Path, work: Path) -> tuple[str, str]:
+    """Class-matched member and non-member folders for this seed (see the module's docstring)."""
+    name = ALIASES.get(target, target)
+    trained = f"data-ft/{FINETUNES[name]}" if name in FINETUNES else f"data/{TARGETS.get(name, (None, 'members'))[1]}"
+    pool_names = FINETUNE_POOL if name in FINETUNES else SCRATCH_POOL
+    members_dir, _ = audit_sets(target)
+    shape = Counter(_digit(r) for r in _rows(root / members_dir))  # the class histogram of an audit set
+    rng = np.random.default_rng([0x73657473, seed])
+    pool = [r for p in pool_names if p != trained for r in _rows(root / p)]
+
+    def draw(histogram: Counter, exclude: set[int]) -> list[int]:
+        picked = []
+        for digit, count in sorted(histogram.items()):
+            candidates = [i for i, r in enumerate(pool) if _digit(r) == digit and i not in exclude]
+            picked += list(rng.choice(candidates, count, replace=False))
+        return sorted(picked)
+
+    if target in LEAKY:
+        members = _rows(root / trained)
+        nonmembers = [pool[i] for i in draw(Counter(_digit(r) for r in members), set())]
+    else:
+        chosen = draw(shape, set())
+        members, nonmembers = [pool[i] for i in chosen], [pool[i] for i in draw(shape, set(chosen))]
+    folder = work / f"{target}-{seed}"
+    return _write(members, folder / "members"), _write(nonmembers, folder / "nonmembers")
+
+
 def run(target: str, seed: int, root, cache: str, args) -> tuple[bool, dict[str, float], list[str]]:
     members, nonmembers = audit_sets(target)
-    raw = {"target": str(root / ALIASES.get(target, target)), "members": str(root / members),
-           "nonmembers": str(root / nonmembers), "embedder": str(root / "clip"), "guidance": "1",
+    members, nonmembers = str(root / members), str(root / nonmembers)
+    if args.draw_sets:
+        members, nonmembers = drawn_sets(target, seed, root, Path(cache) / "sets")
+    raw = {"target": str(root / ALIASES.get(target, target)), "members": members,
+           "nonmembers": nonmembers, "embedder": str(root / "clip"), "guidance": "1",
            "seed": str(seed), "cache-dir": cache, "gate-rule": args.rule, "gate-metric": args.metric,
            "attacks": args.attacks, "generations": None if args.generations is None else str(args.generations)}
     audit = Audit(build_settings(raw), progress=False)
@@ -48,10 +111,12 @@ def main() -> None:
     parser.add_argument("--metric", default="auc")
     parser.add_argument("--rule", default="bound", choices=["bound", "point"])
     parser.add_argument("--generations", type=int, default=None, help="default: the plugin's")
+    parser.add_argument("--draw-sets", action="store_true", help="re-draw the reference sets at every seed")
     args = parser.parse_args()
     targets = args.targets.split(",")
     root = ensure_built(["data", "clip", *targets])
-    print(f"gate: metric {args.metric}, rule {args.rule}, attacks {args.attacks}; {args.seeds} seeds")
+    print(f"gate: metric {args.metric}, rule {args.rule}, attacks {args.attacks}; {args.seeds} seeds; "
+          + ("reference sets re-drawn at every seed, class-matched" if args.draw_sets else "fixed reference sets"))
     with tempfile.TemporaryDirectory() as cache:
         for target in targets:
             start, passes, caught_by = time.perf_counter(), 0, Counter()

@@ -16,14 +16,14 @@ import numpy as np
 from . import targets
 from .attacks import ATTACKS, BASELINE, BLACK_BOX, Attack
 from .attacks.compatibility import calls_per_image, runnable, skip_reason
-from .data import LazyImages, ReferenceSet
+from .data import LazyImages, ReferenceSet, near_duplicates
 from .errors import WhiteBoxError, loading
 from .features import QueryFeatures, compute_features, compute_query_features
 from .gate import DistributionShift, GateRule, Verdict, decide, distribution_shift
 from .generation import GenerationCache
 from .measurements import WhiteBoxScores
 from .preflight import load_reference_sets
-from .protocol import apply_frozen, cross_validate
+from .protocol import apply_frozen, cross_validate, query_groups
 from .results import AttackResult, evaluate
 from .settings import AuditSettings
 from .targets import GenerationSettings, Target, TargetSpec, resolve_device
@@ -90,6 +90,15 @@ class Audit:
             queries = self.query_images
             return caption_queries(s.captioner, queries, list(queries.hashes), s.cache_root(),
                                    resolve_device(s.device), s.allow_pickle)
+
+    @cached_property
+    def query_groups(self) -> np.ndarray:
+        """The groups the folds keep whole (protocol.query_groups): queries that share a caption, and so their
+        generations, and near-duplicate query images (data.near_duplicates, within a set: across the sets
+        they are refused)."""
+        thumbnails = np.concatenate([self.members.thumbnail_array(), self.nonmembers.thumbnail_array()])
+        linked = [(i, j) for i, j, _ in near_duplicates(thumbnails, thumbnails) if i != j]
+        return query_groups(self.captions, linked)
 
     @cached_property
     def generation_cache(self) -> GenerationCache:
@@ -197,7 +206,7 @@ class Audit:
                                    self.shadow.labels, x, self.labels, self.settings.seed)
             else:
                 oof = cross_validate(attack.model, x, self.labels, self.settings.folds, self.settings.seed,
-                                     None if attack is BASELINE else self.settings.known_fraction)
+                                     None if attack is BASELINE else self.settings.known_fraction, self.query_groups)
             self._results[attack_id] = evaluate(attack.id, attack.intuition, protocol, oof, seed=self.settings.seed)
         return self._results[attack_id]
 

@@ -82,7 +82,11 @@ def lower_bound(result: AttackResult, metric: str, level: float, seed: int = 0) 
     """One-sided lower confidence bound at error level `level`: exact (Clopper–Pearson) for accuracy and
     TPR, DeLong's (as the protocol says to read the AUC) for AUC, and for the advantage TPR's lower bound
     minus FPR's upper bound, each at level / 2."""
-    cp_low = metrics.clopper_pearson_lower
+    f = result.oof.design_effect  # out-of-fold counts at their effective size
+
+    def cp_low(successes: int, trials: int, at: float) -> float:
+        return metrics.clopper_pearson_lower(*metrics.effective_counts(successes, trials, f), at)
+
     n = result.members + result.nonmembers
     if metric == "accuracy":
         return cp_low(round(result.accuracy.value * n), n, level)
@@ -128,13 +132,11 @@ class DistributionShift:
 
 def distribution_shift(baseline: AttackResult, alpha: float) -> DistributionShift:
     """Does the no-model baseline (an attack on the query images alone) separate members from non-members?
-    One-sided exact binomial test of its accuracy > ½ at level alpha: a false-alarm rate of alpha on sets
-    drawn from one distribution."""
-    from scipy.stats import binomtest
-
+    One-sided binomial test of its accuracy > ½ at level alpha, on the effective counts of its out-of-fold
+    decisions (OutOfFold.design_effect): a false-alarm rate of alpha on sets drawn from one distribution."""
     n = baseline.members + baseline.nonmembers
     correct = round(baseline.accuracy.value * n)
-    p_value = float(binomtest(correct, n, 0.5, alternative="greater").pvalue)
+    p_value = metrics.binomial_p_greater(*metrics.effective_counts(correct, n, baseline.oof.design_effect))
     shifted = bool(p_value < alpha)
     message = (
         f"no-model baseline (query images alone, no generation) accuracy {baseline.accuracy.format()}, "

@@ -73,9 +73,25 @@ def clopper_pearson_lower(successes: int, trials: int, level: float) -> float:
     return 0.0 if successes == 0 else float(beta.ppf(level, successes, trials - successes + 1))
 
 
-def proportion(successes: int, trials: int, confidence: float = 0.95) -> Estimate:
-    """k / n with its Clopper–Pearson interval."""
-    return Estimate(successes / trials, *clopper_pearson(successes, trials, confidence))
+def effective_counts(successes: float, trials: float, design_effect: float = 1.0) -> tuple[float, float]:
+    """(k / f, n / f): n dependent outcomes whose count varies f times as much as a binomial's carry the
+    information of n / f independent ones (Kish's effective sample size). The exact intervals and tests
+    below take such fractional counts: their Beta forms are defined for any positive parameters."""
+    return successes / design_effect, trials / design_effect
+
+
+def proportion(successes: int, trials: int, confidence: float = 0.95, design_effect: float = 1.0) -> Estimate:
+    """k / n with its Clopper–Pearson interval, on the effective counts (effective_counts)."""
+    return Estimate(successes / trials, *clopper_pearson(*effective_counts(successes, trials, design_effect),
+                                                         confidence))
+
+
+def binomial_p_greater(successes: float, trials: float, p: float = 0.5) -> float:
+    """One-sided p-value of k successes in n trials against a rate p: P(X ≥ k) = I_p(k, n − k + 1) (the
+    regularized incomplete Beta), 1 when k = 0; for integer counts, the exact binomial test's."""
+    from scipy.stats import beta
+
+    return 1.0 if successes <= 0 else float(beta.cdf(p, successes, trials - successes + 1))
 
 
 def _placements(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

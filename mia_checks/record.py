@@ -54,6 +54,7 @@ def run_header(audit, mode: str) -> dict:
         "nonmembers": {"path": settings.nonmembers, "n": len(audit.nonmembers), "sha256": audit.nonmembers.digest,
                        "notes": list(audit.nonmembers.notes)},
         "protocol": settings.protocol,
+        "query_groups": _groups(audit.query_groups) if settings.protocol == "partial-knowledge" else None,
         "shadow_target": settings.shadow_target,
         "folds": settings.folds,
         "seed": settings.seed,
@@ -65,6 +66,16 @@ def run_header(audit, mode: str) -> dict:
         "versions": versions(),
         "mode": mode,
     }
+
+
+def _groups(groups) -> dict:
+    """How the folds were constrained: queries in groups of two or more (shared captions, near-duplicate
+    images), which each stay in one fold."""
+    import numpy as np
+
+    sizes = np.bincount(groups)
+    return {"queries": int(len(groups)), "groups": int(len(sizes)), "grouped": int(sizes[sizes > 1].sum()),
+            "shared": int((sizes > 1).sum()), "largest": int(sizes.max())}
 
 
 def ablation(audit) -> dict:

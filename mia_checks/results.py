@@ -58,10 +58,12 @@ def evaluate(attack: str, intuition: str, protocol: str, oof: OutOfFold, confide
     tp = int(((decisions == 1) & (y == 1)).sum())
     fp = int(((decisions == 1) & (y == 0)).sum())
     correct = int((decisions == y).sum())
+    # Counts of out-of-fold outcomes are read at their effective size (protocol.OutOfFold.design_effect).
+    f = oof.design_effect
     # Bonferroni over the two rates keeps the advantage interval at the stated confidence.
     half = 1 - (1 - confidence) / 2
-    tpr_low, tpr_high = metrics.clopper_pearson(tp, pos, half)
-    fpr_low, fpr_high = metrics.clopper_pearson(fp, neg, half)
+    tpr_low, tpr_high = metrics.clopper_pearson(*metrics.effective_counts(tp, pos, f), half)
+    fpr_low, fpr_high = metrics.clopper_pearson(*metrics.effective_counts(fp, neg, f), half)
     adv = Estimate(metrics.advantage(tp / pos, fp / neg), tpr_low - fpr_high, tpr_high - fpr_low)
     return AttackResult(
         attack=attack,
@@ -69,13 +71,15 @@ def evaluate(attack: str, intuition: str, protocol: str, oof: OutOfFold, confide
         protocol=protocol,
         members=pos,
         nonmembers=neg,
-        accuracy=metrics.proportion(correct, len(y), confidence),
+        accuracy=metrics.proportion(correct, len(y), confidence, f),
         auc=metrics.auc_interval(y, oof.scores, confidence, oof.auc_variance_factor, oof.auc_strata,
                                  oof.auc_skewness),
         tpr_at_1pct_fpr=metrics.tpr_at_fpr(y, oof.scores, 0.01),
         tpr_at_01pct_fpr=metrics.tpr_at_fpr(y, oof.scores, 0.001),
         advantage=adv,
-        epsilon_lower_bound=metrics.epsilon_lower_bound(fp, neg, pos - tp, pos, alpha=1 - confidence, delta=delta),
+        epsilon_lower_bound=metrics.epsilon_lower_bound(*metrics.effective_counts(fp, neg, f),
+                                                        *metrics.effective_counts(pos - tp, pos, f),
+                                                        alpha=1 - confidence, delta=delta),
         true_positives=tp,
         false_positives=fp,
         oof=replace(oof, labels=np.asarray(y), scores=np.asarray(oof.scores), decisions=np.asarray(decisions)),

@@ -93,16 +93,25 @@ def measure_clid(den, batch: QueryBatch, o: WhiteBoxOptions):
 
 
 class CLiDThreshold:
-    """CLiD_th: s = (1−α)·S(L) + α·S(−mean D), S a RobustScaler, α ∈ {0, 0.1, …, 1} and the cut chosen on the
-    training folds (the AUC of −s, then the most accurate cut); lower s = member."""
+    """CLiD_th: s = (1−α)·S(L) + α·S(−mean D), S a RobustScaler fitted on the training folds (no labels), α
+    fixed, the cut the most accurate on the training folds; lower s = member.
 
-    ALPHAS = np.round(np.linspace(0, 1, 11), 1)
-    # Picks one of 11 fixed mixtures of two scores on the training folds: a small learnt part of the
-    # ranking (protocol.cross_validate; benchmarks/cv_null_bias.py measures it).
-    ranking_learnt = 0.2
+    Why α is fixed (issue 19): fitted per fold among 0, 0.1, …, 1, it swung between folds — on a real
+    fine-tune of 100 members the folds chose 0.4, 0.1, 0, 0, 0.4 and CLiD read below its own
+    conditional-loss term; on its null twin they chose 1, 1, 0, 0, 1 and the interval lay wholly below ½.
+    A two-parameter rule fitted on 80 images a fold is unstable (CLiD's authors pick α once, on a shadow
+    model). α = 0.25, mean AUC over 20 fold seeds on the test bed (fitted per fold → fixed 0.25; α = 0, the
+    conditional loss alone): `sd-finetune` 0.661 → 0.681 (0.663), `sd-finetune-null` 0.521 → 0.489
+    (0.475), `leaky` 1.000 → 0.983 (1.000), `mild` 0.512 → 0.494 (0.512), `sd-null` 0.513 → 0.538 (0.533);
+    no interval wholly below ½ in any of them."""
+
+    ALPHA = 0.25
+    # Ranks by a fixed mixture (its scaler sees no labels): only the cut is learnt, and the cross-validated
+    # AUC keeps DeLong's variance (protocol.cross_validate).
+    ranking_learnt = 0.0
 
     def __init__(self, seed: int = 0):
-        self.seed = seed
+        self.seed, self.alpha = seed, self.ALPHA
 
     def _parts(self, x: np.ndarray) -> np.ndarray:
         return np.stack([x[:, 0], -x[:, 1:].mean(1)], 1)
@@ -112,11 +121,9 @@ class CLiDThreshold:
         return -((1 - alpha) * scaled[:, 0] + alpha * scaled[:, 1])  # higher = member
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> CLiDThreshold:
-        from sklearn.metrics import roc_auc_score
         from sklearn.preprocessing import RobustScaler
 
         self.scaler = RobustScaler().fit(self._parts(x))
-        self.alpha = max(self.ALPHAS, key=lambda a: roc_auc_score(y, self._score(x, a)))
         s = self._score(x, self.alpha)
         self.cut, self.scale = best_threshold(s, np.asarray(y)), float(s.std()) or 1.0
         return self

@@ -36,7 +36,7 @@ def format_header(header: dict, escape: Escape = terminal_text) -> str:
          if (raw.get("captions") or {}).get("source") == "generated" else ""),
         (f"protocol: shadow-model (attack models fitted on {header['shadow_target']}, applied frozen); "
          if header.get("shadow_target") else f"protocol: {header['protocol']}, {header['folds']}-fold; ")
-        + f"seed {header['seed']}",
+        + f"seed {header['seed']}" + _format_groups(raw.get("query_groups")),
         _format_ablation(header.get("ablation")),
         _format_sampling(header.get("sampling")),
         f"gate: {header['gate']}" + ("; tracking mode: leakage and regressions are reported, not failed"
@@ -59,6 +59,13 @@ def _format_skipped(skipped: dict[str, str], escape: Escape) -> list[str]:
     for attack, reason in skipped.items():
         by_reason.setdefault(escape(reason), []).append(escape(attack))
     return [f"skipped: {', '.join(attacks)} (white-box): {reason}" for reason, attacks in by_reason.items()]
+
+
+def _format_groups(groups: dict | None) -> str:
+    if not groups or not groups["grouped"]:
+        return ""
+    return (f"; {groups['grouped']} of {groups['queries']} queries share a caption or a near-duplicate image with "
+            f"another and stay in one fold with it ({groups['shared']} groups, the largest of {groups['largest']})")
 
 
 def _format_ablation(ablation: dict | None) -> str:

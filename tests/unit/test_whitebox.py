@@ -172,14 +172,22 @@ def test_score_threshold_ranks_lower_loss_as_member_and_cuts_on_training_data():
     assert flipped.sign == -1 and flipped.predict_proba(np.array([[0.85]]))[0, 1] > 0.5
 
 
-def test_clid_threshold_picks_the_informative_part_on_training_folds():
+def test_clid_threshold_mixes_its_parts_at_a_fixed_alpha_and_learns_only_the_cut():
+    """α is not fitted (it swung between folds): the same on any training folds, and the ranking is the
+    stated mixture of the robust-scaled parts; members have lower loss and a larger rise when the caption
+    is cut."""
     rng = np.random.default_rng(0)
     y = np.r_[np.ones(50), np.zeros(50)].astype(int)
-    loss = rng.normal(size=100)  # uninformative
-    rise = rng.normal(size=(100, 2)) + 2.0 * y[:, None]  # members' loss rises when the caption is cut
-    model = CLiDThreshold().fit(np.c_[loss, rise], y)
-    assert model.alpha >= 0.8
-    p = model.predict_proba(np.c_[loss, rise])[:, 1]
+    loss = rng.normal(size=100) - 1.5 * y
+    rise = rng.normal(size=(100, 2)) + 1.5 * y[:, None]
+    x = np.c_[loss, rise]
+    model, noise = CLiDThreshold().fit(x, y), CLiDThreshold().fit(rng.normal(size=(100, 3)), y)
+    assert model.alpha == noise.alpha == 0.25
+    parts = np.c_[loss, -rise.mean(1)]
+    scaled = (parts - np.median(parts, 0)) / np.subtract(*np.percentile(parts, [75, 25], axis=0))
+    expected = -(0.75 * scaled[:, 0] + 0.25 * scaled[:, 1])
+    p = model.predict_proba(x)[:, 1]
+    assert np.array_equal(np.argsort(p, kind="stable"), np.argsort(expected, kind="stable"))
     assert ((p >= 0.5) == y).mean() > 0.8
 
 
