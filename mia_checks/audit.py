@@ -17,13 +17,13 @@ from . import targets
 from .attacks import ATTACKS, BASELINE, BLACK_BOX, Attack
 from .attacks.compatibility import calls_per_image, runnable, skip_reason
 from .data import LazyImages, ReferenceSet, near_duplicates
-from .errors import WhiteBoxError, loading
+from .errors import UnmeasurableError, WhiteBoxError, loading
 from .features import QueryFeatures, compute_features, compute_query_features
 from .gate import DistributionShift, GateRule, Verdict, decide, distribution_shift
 from .generation import GenerationCache
 from .measurements import WhiteBoxScores
 from .preflight import load_reference_sets
-from .protocol import apply_frozen, cross_validate, query_groups
+from .protocol import apply_frozen, cross_validate, paired_folds, query_groups
 from .results import AttackResult, evaluate
 from .settings import AuditSettings
 from .targets import GenerationSettings, Target, TargetSpec, resolve_device
@@ -92,13 +92,30 @@ class Audit:
                                    resolve_device(s.device), s.allow_pickle)
 
     @cached_property
-    def query_groups(self) -> np.ndarray:
-        """The groups the folds keep whole (protocol.query_groups): queries that share a caption, and so their
-        generations, and near-duplicate query images (data.near_duplicates, within a set: across the sets
-        they are refused)."""
+    def grouping(self) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+        """(the query groups, the groups the folds keep whole, why not). Groups (protocol.query_groups):
+        queries that share a caption, and so their generations, and near-duplicate query images
+        (data.near_duplicates, within a set: across the sets they are refused). When they cannot make folds
+        that each hold members and non-members — one caption for a whole DreamBooth-style set — the folds
+        fall back to ungrouped, and the report says what that costs."""
         thumbnails = np.concatenate([self.members.thumbnail_array(), self.nonmembers.thumbnail_array()])
         linked = [(i, j) for i, j, _ in near_duplicates(thumbnails, thumbnails) if i != j]
-        return query_groups(self.captions, linked)
+        groups = query_groups(self.captions, linked)
+        try:
+            paired_folds(self.labels, self.settings.folds, self.settings.seed, groups)
+        except UnmeasurableError:
+            largest = int(np.bincount(groups).max())
+            return groups, None, (
+                f"the largest group of queries sharing a caption or an image holds {largest} of {len(groups)}, "
+                f"too many to keep in one of {self.settings.folds} balanced folds: the folds ignore the groups, so "
+                "queries with one caption can sit in different folds with identical generations, and the attacks "
+                "that read generations alone (I-P, I-S) cannot tell them apart and may read below chance")
+        return groups, groups, None
+
+    @property
+    def query_groups(self) -> np.ndarray | None:
+        """The groups the folds keep whole, or None when they cannot (see `grouping`)."""
+        return self.grouping[1]
 
     @cached_property
     def generation_cache(self) -> GenerationCache:

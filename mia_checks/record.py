@@ -54,7 +54,7 @@ def run_header(audit, mode: str) -> dict:
         "nonmembers": {"path": settings.nonmembers, "n": len(audit.nonmembers), "sha256": audit.nonmembers.digest,
                        "notes": list(audit.nonmembers.notes)},
         "protocol": settings.protocol,
-        "query_groups": _groups(audit.query_groups) if settings.protocol == "partial-knowledge" else None,
+        "query_groups": _groups(*audit.grouping) if settings.protocol == "partial-knowledge" else None,
         "shadow_target": settings.shadow_target,
         "folds": settings.folds,
         "seed": settings.seed,
@@ -68,14 +68,15 @@ def run_header(audit, mode: str) -> dict:
     }
 
 
-def _groups(groups) -> dict:
+def _groups(groups, kept, fallback: str | None) -> dict:
     """How the folds were constrained: queries in groups of two or more (shared captions, near-duplicate
-    images), which each stay in one fold."""
+    images), which each stay in one fold — or, when they could not, why the folds ignore them."""
     import numpy as np
 
     sizes = np.bincount(groups)
     return {"queries": int(len(groups)), "groups": int(len(sizes)), "grouped": int(sizes[sizes > 1].sum()),
-            "shared": int((sizes > 1).sum()), "largest": int(sizes.max())}
+            "shared": int((sizes > 1).sum()), "largest": int(sizes.max()), "kept_whole": kept is not None,
+            "fallback": fallback}
 
 
 def ablation(audit) -> dict:

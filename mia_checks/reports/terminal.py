@@ -64,6 +64,8 @@ def _format_skipped(skipped: dict[str, str], escape: Escape) -> list[str]:
 def _format_groups(groups: dict | None) -> str:
     if not groups or not groups["grouped"]:
         return ""
+    if groups.get("fallback"):
+        return f"; NOTE: {groups['fallback']}"
     return (f"; {groups['grouped']} of {groups['queries']} queries share a caption or a near-duplicate image with "
             f"another and stay in one fold with it ({groups['shared']} groups, the largest of {groups['largest']})")
 
