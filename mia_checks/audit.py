@@ -121,8 +121,8 @@ class Audit:
     def generation_cache(self) -> GenerationCache:
         g = self.generation_settings
         key = {"steps": g.steps, "guidance": g.guidance, "device": g.device.split(":")[0]}
-        if self.target.sampling is not None:  # seq2seq: the sampling in effect (other kinds keep their keys)
-            key["sampling"] = self.target.sampling
+        if self.target.sampling is not None:  # token sampling: its own settings; steps and guidance do not apply
+            key = {"device": key["device"], "sampling": self.target.sampling}
         return GenerationCache(self.settings.cache_root(), self.target, key)
 
     def read_generated(self, rows: list[int]) -> np.ndarray:

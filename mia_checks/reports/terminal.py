@@ -107,7 +107,7 @@ def _format_sampling(sampling: dict | None) -> str:
     if not sampling:
         return ""
     return (f"sampling: temperature {sampling['temperature']:g}, top-k {sampling['top_k'] or 'all'}, "
-            f"supercondition {sampling['supercondition']:g} (seq2seq; steps and guidance do not apply)")
+            f"supercondition {sampling['supercondition']:g} (token sampling: steps and guidance do not apply)")
 
 
 def format_shift(records: list[dict], escape: Escape = terminal_text) -> str | None:

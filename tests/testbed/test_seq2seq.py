@@ -302,3 +302,20 @@ def test_min_dalle_twin_training_is_deterministic_and_saves_in_the_real_layout(t
     model = load_min_dalle(tmp_path / "m", allow_pickle=True)
     assert model.tokenizer.limit == encoder.embed_tokens.num_embeddings == len(vocab) - 1
     assert sample_images(model, captions[:1], [0], Sampling())[0].shape == (32, 32, 3)
+
+
+def test_token_targets_cache_generations_whatever_the_steps_and_guidance_diffusion_targets_by_them(testbed, tmp_path):
+    """Steps and guidance do not apply to token sampling: changing them must not regenerate a token model's
+    images; for a diffusion pipeline they are part of what an image is."""
+    from mia_checks.audit import Audit
+    from mia_checks.preflight import preflight
+
+    def folder(target: str, steps: str, guidance: str):
+        checked = preflight({"target": str(testbed / target), "members": str(testbed / "data" / "members"),
+                             "nonmembers": str(testbed / "data" / "nonmembers"), "embedder": str(testbed / "clip"),
+                             "steps": steps, "guidance": guidance, "cache-dir": str(tmp_path)})
+        return Audit(checked.settings, checked.members, checked.nonmembers, progress="off",
+                     spec=checked.target).generation_cache.folder
+
+    assert folder("dalle-null", "25", "1") == folder("dalle-null", "50", "3")
+    assert folder("sd-null", "25", "1") != folder("sd-null", "50", "1")
