@@ -90,6 +90,7 @@ def check_target_options(settings: AuditSettings, target: TargetSpec) -> None:
         raise MiaUsageError("--mia-target-identity: only a callable target needs one; a checkpoint's identity is "
                             "the hash of its files.")
 
+
 def check_timesteps(settings: AuditSettings, target: TargetSpec) -> None:
     """Every timestep a white-box attack will probe exists in the target's own scheduler (a scheduler of 500
     training steps has no timestep 500, and SecMI steps past its --mia-secmi-timestep to t + k)."""
@@ -100,11 +101,12 @@ def check_timesteps(settings: AuditSettings, target: TargetSpec) -> None:
         probe = ATTACKS[attack].probe_for(DENOISER)
         if probe is None or probe.last_timestep is None or probe.last_timestep(settings.whitebox) <= last:
             continue
-        scale = f"e.g. the default grid scaled by {target.scheduler_steps}/1000" if target.scheduler_steps < 1000 else ""
+        steps = target.scheduler_steps
+        hint = f" (e.g. the default grid scaled by {steps}/1000)" if steps < 1000 else ""
         raise MiaUsageError(
             f"{probe.timestep_options}: {attack} probes timestep {probe.last_timestep(settings.whitebox)}, past the last "
             f"step ({last}) of {target.spec}'s scheduler ({target.scheduler_steps} training steps). Give timesteps "
-            f"of 0–{last}{' (' + scale + ')' if scale else ''}, or leave {attack} out with --mia-attacks.")
+            f"of 0–{last}{hint}, or leave {attack} out with --mia-attacks.")
 
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")

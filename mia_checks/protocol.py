@@ -26,6 +26,11 @@ from .errors import UnmeasurableError
 # did, and its features lined up with their folds.)
 _FOLDS_STREAM, _KNOWN_STREAM = 0x666F6C6473, 0x6B6E6F776E
 
+# Each fold's attack model (and its known part) is seeded seed·FOLD_SEEDS + fold; scikit-learn takes seeds
+# below 2³², which bounds the run's seed (--mia-seed).
+FOLD_SEEDS = 100
+MAX_SEED = (2**32 - 1) // FOLD_SEEDS - 1
+
 # The skewness allowed for in a learnt model's cross-validated AUC (see cross_validate).
 LEARNT_AUC_SKEWNESS = -0.4
 
@@ -218,9 +223,9 @@ def cross_validate(make_model: Callable[[int], object], x: np.ndarray, labels: n
     fold_of = np.full(len(labels), -1)
     known, learnt = [], 1.0
     for fold, (train, test) in enumerate(paired_folds(labels, folds, seed, groups)):
-        kept = known_part(train, labels, known_fraction, seed * 100 + fold)
+        kept = known_part(train, labels, known_fraction, seed * FOLD_SEEDS + fold)
         known.append(len(kept) / len(train))
-        model = make_model(seed * 100 + fold)
+        model = make_model(seed * FOLD_SEEDS + fold)
         learnt = _ranking_learnt(model)
         scores[test] = _fit(model, x[kept], labels[kept]).predict_proba(x[test])[:, 1]
         fold_of[test] = fold

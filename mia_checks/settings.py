@@ -13,10 +13,9 @@ from .data import MIN_IMAGES
 from .embedders import DEFAULT_EMBEDDER
 from .errors import MiaUsageError
 from .gate import GATE_METRICS, RULES, GateRule
+from .protocol import MAX_SEED
 from .store import default_cache_root
 
-# The attack models' seeds are seed·100 + fold, and scikit-learn takes seeds below 2³².
-MAX_SEED = (2**32 - 1) // 100 - 1
 SHIFT_CHECKS = ("warn", "error", "off")
 PROGRESS_MODES = ("auto", "bar", "log", "off")
 
