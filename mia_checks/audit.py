@@ -14,10 +14,12 @@ from functools import cached_property
 import numpy as np
 
 from . import targets
-from .attacks import ATTACKS, BASELINE, BLACK_BOX, Attack
+from .access.base import DENOISER
+from .attacks import ATTACKS, BASELINE, BLACK_BOX, WHITE_BOX, Attack
 from .attacks.compatibility import calls_per_image, runnable, skip_reason
 from .data import LazyImages, ReferenceSet, near_duplicates
 from .errors import UnmeasurableError, WhiteBoxError, loading
+from .exposure import ExposureResult, exposure_skip_reason, flag_members
 from .features import QueryFeatures, compute_features, compute_query_features
 from .gate import DistributionShift, GateRule, Verdict, decide, distribution_shift
 from .generation import GenerationCache
@@ -57,6 +59,7 @@ class Audit:
         self.members, self.nonmembers = members, nonmembers
         self.progress = progress
         self._results: dict[str, AttackResult] = {}
+        self._exposure: dict[str, ExposureResult] = {}
         self._generated = False  # the generation cache holds every image this audit reads
 
     @property
@@ -181,7 +184,7 @@ class Audit:
 
     @cached_property
     def gate(self) -> GateRule:
-        return self.settings.gate_for(self.attacks)
+        return self.settings.gate_for(self.attacks, self.exposure_tests)
 
     @cached_property
     def whitebox_access(self):
@@ -196,11 +199,7 @@ class Audit:
 
     def measurements(self, attack: Attack) -> np.ndarray:
         """A white-box attack's per-query measurements, from the score cache or the model."""
-        s = self.settings
-        scores = WhiteBoxScores(s.cache_root(), self.target.identity, attack.id, attack.probe_for(self.spec.access),
-                                s.whitebox, s.seed, self.generation_settings.device.split(":")[0])
-        queries = self.query_images
-        return scores.compute(queries, list(queries.hashes), self.captions, lambda: self.whitebox_access, s.batch_size)
+        return self._whitebox_scores(attack.id, attack.probe_for(self.spec.access))
 
     @cached_property
     def shadow(self) -> Audit:
@@ -232,6 +231,69 @@ class Audit:
         if attack is BASELINE:
             return self.query_features
         return self.features if attack.access == BLACK_BOX else self.measurements(attack)
+
+    # -- exposure tests: which members are exposed (exposure/) ----------------------------------------------
+
+    def exposure_skip_reason(self, test: str) -> str | None:
+        """Why an exposure test does not run in this audit (None: it runs): exposure.exposure_skip_reason."""
+        return exposure_skip_reason(test, self.spec)
+
+    @property
+    def exposure_tests(self) -> tuple[str, ...]:
+        """The exposure tests that run: those the run holds (settings.exposure_tests) that this target can serve."""
+        return tuple(t for t in self.settings.exposure_tests if self.exposure_skip_reason(t) is None)
+
+    def exposure_calls_per_image(self, test: str) -> int:
+        """Model calls per query image: the memorization probes' (the noise magnitude's and the loss's, which
+        the loss attack shares), or none beyond the audit's own generations."""
+        from .exposure.memorization import PROBE
+
+        if test != "memorization":
+            return 0
+        return PROBE.calls(self.settings.whitebox) + ATTACKS["loss"].probe_for(DENOISER).calls(self.settings.whitebox)
+
+    def exposure(self, test: str) -> ExposureResult:
+        """An exposure test over the members, its null calibrated on the non-members."""
+        if test not in self._exposure:
+            self._exposure[test] = self._memorization() if test == "memorization" else self._regurgitation()
+        return self._exposure[test]
+
+    def _memorization(self) -> ExposureResult:
+        """Two criteria: Wen et al.'s noise magnitude of the caption (no image needed), and the denoising loss of
+        the member image itself (the loss attack's measurements, shared with it): how much better the model
+        fits a member than any image it never saw."""
+        from .exposure.memorization import PROBE, caption_null
+
+        s, m = self.settings, len(self.members)
+        magnitude = self._whitebox_scores("memorization", PROBE).mean(1)
+        loss = self._whitebox_scores("loss", ATTACKS["loss"].probe_for(DENOISER)).mean(1)
+        criteria = {"noise magnitude": (magnitude[:m], caption_null(magnitude[m:], self.captions[m:]), False),
+                    "denoising loss": (loss[:m], loss[m:], True)}
+        return flag_members("memorization", WHITE_BOX, criteria, self.gate.level,
+                            self.exposure_calls_per_image("memorization"),
+                            null_label="non-members' (distinct captions for the noise magnitude)")
+
+    def _whitebox_scores(self, name: str, probe) -> np.ndarray:
+        s = self.settings
+        scores = WhiteBoxScores(s.cache_root(), self.target.identity, name, probe, s.whitebox, s.seed,
+                                self.generation_settings.device.split(":")[0])
+        queries = self.query_images
+        return scores.compute(queries, list(queries.hashes), self.captions, lambda: self.whitebox_access, s.batch_size)
+
+    def _regurgitation(self) -> ExposureResult:
+        from .exposure.regurgitation import copy_distances
+
+        f, m = self.features, len(self.members)
+        distances = copy_distances(f.query_thumbnails, f.generated_thumbnails, f.query_embeddings,
+                                   f.generated_embeddings)
+        # Pixel distances on the log scale, 1 − cosine on its own (calibration.flag_members: measured tails).
+        criteria = {name: (d[:m], d[m:], True, name == "pixel") for name, (d, _) in distances.items()}
+
+        def evidence(name: str, member: int) -> dict:
+            return {"generation": int(distances[name][1][member])}
+
+        return flag_members("regurgitation", BLACK_BOX, criteria, self.gate.level, 0, evidence,
+                            null_label="non-members (each against its own caption's generations)")
 
     def verdict(self, attack_id: str) -> Verdict:
         return decide(self.result(attack_id), self.gate, self.settings.seed)

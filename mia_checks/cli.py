@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-PATH_OPTIONS = ("--mia-json=", "--mia-html=", "--mia-markdown=", "--mia-storage=", "--junitxml=")
+PATH_OPTIONS = ("--mia-json=", "--mia-html=", "--mia-markdown=", "--mia-exposed-csv=", "--mia-storage=", "--junitxml=")
 
 
 def _absolute_paths(args: list[str]) -> list[str]:

@@ -35,6 +35,7 @@ class GateRule:
     rule: str = "bound"
     alpha: float = 0.05
     attacks_in_run: int = 6
+    exposure_tests: int = 0  # the run's per-member tests (exposure/): α is split over them too
 
     def threshold_for(self, attack: str) -> float:
         if attack in self.per_attack:
@@ -43,14 +44,17 @@ class GateRule:
 
     @property
     def level(self) -> float:
-        """One-sided error level of each attack's bound (Bonferroni)."""
-        return self.alpha / max(self.attacks_in_run, 1)
+        """One-sided error level of each attack's bound, and each exposure test's expected false flags
+        (Bonferroni over every test of the run that can fail it)."""
+        return self.alpha / max(self.attacks_in_run + self.exposure_tests, 1)
 
     def describe(self) -> str:
         if self.rule == "point":
             return f"point estimate of {self.metric} > threshold"
+        over = f"{self.attacks_in_run} attacks" + (f" and {self.exposure_tests} exposure test"
+                                                   f"{'s' * (self.exposure_tests != 1)}" if self.exposure_tests else "")
         return (f"{100 * (1 - self.level):.1f}% one-sided lower bound of {self.metric} > threshold "
-                f"(α = {self.alpha} Bonferroni-split over {self.attacks_in_run} attacks)")
+                f"(α = {self.alpha} Bonferroni-split over {over})")
 
 
 @dataclass(frozen=True)

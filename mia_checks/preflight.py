@@ -17,6 +17,7 @@ from .attacks import ATTACKS
 from .attacks.compatibility import check_attack_choice, runnable
 from .baselines import ResultsStore, SavedRun
 from .captioning import check_captioner_spec
+from .exposure import check_exposure_choice
 from .data import ReferenceSet, balance, check_disjoint, load_reference_set
 from .embedders import check_embedder_spec
 from .errors import MiaUsageError
@@ -54,6 +55,7 @@ def preflight(raw: dict[str, str | None]) -> Preflight:
         shadow = resolve(settings.shadow_target, "--mia-shadow-target", allow_pickle=settings.allow_pickle,
                          config=settings.target_config)
     check_attack_choice(settings.attacks, settings.attacks_chosen, [t for t in (target, shadow) if t])
+    check_exposure_choice(settings.exposure, settings.exposure_chosen, target)
     for spec in (t for t in (target, shadow) if t):
         check_timesteps(settings, spec)
     check_target_options(settings, target)
@@ -176,7 +178,7 @@ def check_run_environment(settings: AuditSettings) -> None:
     check_cache_dir(settings.cache_root(), "--mia-cache-dir" if settings.cache_dir else
                     "the cache folder ($MIA_CHECKS_CACHE or ~/.cache/mia-checks; set --mia-cache-dir)")
     for option, path in (("--mia-json", settings.json_report), ("--mia-html", settings.html_report),
-                         ("--mia-markdown", settings.markdown_report)):
+                         ("--mia-markdown", settings.markdown_report), ("--mia-exposed-csv", settings.exposed_csv)):
         if path:
             check_output_file(path, option)
     if settings.save or settings.autosave:

@@ -14,9 +14,12 @@ import json
 import platform
 from importlib import metadata
 
+import numpy as np
+
 from .access.base import MASKED_TOKEN, NEXT_TOKEN
 from .attacks import ATTACKS, WHITE_BOX
 from .attacks.compatibility import decoder_calls_per_generation, skipped, supercondition
+from .exposure import ExposureResult
 from .gate import DistributionShift, Verdict
 from .results import AttackResult
 
@@ -33,6 +36,22 @@ def attack_record(result: AttackResult, verdict: Verdict, shift: DistributionShi
     record["verdict"] = {"leaks": verdict.leaks, "label": verdict.label, "value": verdict.value,
                          "statistic": verdict.statistic, "threshold": verdict.threshold, "message": verdict.message}
     record["baseline"] = baseline
+    return record
+
+
+def exposure_record(result: ExposureResult, files: list[str], captions: list[str]) -> dict:
+    """One exposure test's record: its result, each finding with the member's file and caption, and the
+    message its gate test fails with."""
+    record = result.to_dict()
+    for finding in record["findings"]:
+        finding.update(file=files[finding["member"]], caption=captions[finding["member"]])
+    flagged = result.flagged
+    shown = "; ".join(f"{f['file']} ({f['criterion']} {f['comparison']})" for f in record["findings"][:10])
+    more = f"; and {len(record['findings']) - 10} more" if len(record["findings"]) > 10 else ""
+    record["message"] = (
+        f"{result.test}: {len(flagged)} of {result.members} members flagged"
+        + (f": {shown}{more}" if flagged else "")
+        + f" [rule: {result.rule}]")
     return record
 
 
@@ -133,9 +152,41 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_document(header: dict, records: dict[str, dict], attacks: tuple[str, ...], errors: dict[str, str]) -> dict:
-    """The whole document: the header, the records in the run's attack order, and the errors."""
-    return {**header, "results": [records[a] for a in attacks if a in records], "errors": dict(errors)}
+def run_document(header: dict, records: dict[str, dict], attacks: tuple[str, ...], errors: dict[str, str],
+                 exposure: dict[str, dict] | None = None, members: list[dict] | None = None) -> dict:
+    """The whole document: the header, the records in the run's attack order, the errors, the exposure tests'
+    records and the per-member findings (`member_findings`)."""
+    return {**header, "results": [records[a] for a in attacks if a in records], "errors": dict(errors),
+            "exposure": [exposure[t] for t in sorted(exposure or {})], "member_findings": members or []}
+
+
+def member_findings(results: list[dict], exposure: list[dict], files: list[str], captions: list[str]) -> list[dict]:
+    """Per member, most exposed first: its file and caption, each attack's out-of-fold score and its rank among
+    the members (1 = the attack's surest member), and what each exposure test found about it.
+
+    Order: members flagged by an exposure test first (by how far past its bound), then by their rank under
+    the strongest attack (the highest AUC)."""
+    m = len(files)
+    rows = [{"member": i, "file": files[i], "caption": captions[i], "scores": {}, "ranks": {}, "flags": []}
+            for i in range(m)]
+    for record in results:
+        scores = np.asarray(record["scores"][:m], dtype=float)
+        ranks = np.empty(m, int)
+        ranks[np.argsort(-scores, kind="stable")] = np.arange(1, m + 1)
+        for i in range(m):
+            rows[i]["scores"][record["attack"]] = round(float(scores[i]), 6)
+            rows[i]["ranks"][record["attack"]] = int(ranks[i])
+    for record in exposure:
+        for finding in record["findings"]:
+            rows[finding["member"]]["flags"].append(
+                {"test": record["test"], **{k: finding[k] for k in ("criterion", "comparison", "excess", "evidence")}})
+    strongest = max(results, key=lambda r: r["auc"]["value"] or 0.0)["attack"] if results else None
+
+    def order(row: dict):
+        excess = max((f["excess"] for f in row["flags"]), default=0.0)
+        return (-excess, row["ranks"].get(strongest, 0), row["member"])
+
+    return sorted(rows, key=order)
 
 
 # What a saved run must hold for a comparison: the parts of the JSON report that compare() and the header

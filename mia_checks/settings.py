@@ -12,6 +12,7 @@ from .baselines import COMPARE_RULES, DEFAULT_STORAGE, Tolerance, parse_toleranc
 from .data import MIN_IMAGES
 from .embedders import DEFAULT_EMBEDDER
 from .errors import MiaUsageError
+from .exposure import EXPOSURE_TESTS, collected
 from .gate import GATE_METRICS, RULES, GateRule
 from .protocol import MAX_SEED
 from .store import default_cache_root
@@ -36,6 +37,10 @@ class AuditSettings:
     attacks: tuple[str, ...] = ATTACK_IDS
     attacks_chosen: bool = False  # attacks named: a white-box one the target cannot run is then an error
     whitebox: WhiteBoxOptions = field(default_factory=WhiteBoxOptions)
+    exposure: tuple[str, ...] = EXPOSURE_TESTS  # per-member tests (exposure/): each fails on a flagged member
+    exposure_chosen: bool = False  # named in --mia-exposure: run even when no attack of its access level runs
+    exposed_csv: str | None = None
+    exposed_top: int = 20
     combine: tuple[str, ...] = COMBINE_OPERATIONS
     seed: int = 0
     steps: int = 25
@@ -85,10 +90,16 @@ class AuditSettings:
     def gate(self) -> GateRule:
         return self.gate_for(self.attacks)
 
-    def gate_for(self, attacks: tuple[str, ...]) -> GateRule:
-        """The gate over the attacks that actually run (Bonferroni over them)."""
+    def gate_for(self, attacks: tuple[str, ...], exposure_tests: tuple[str, ...] = ()) -> GateRule:
+        """The gate over the attacks and exposure tests that actually run (Bonferroni over them)."""
         return GateRule(self.gate_metric, self.threshold, self.per_attack_threshold, self.gate_rule, self.alpha,
-                        len(attacks))
+                        len(attacks), len(exposure_tests))
+
+    @property
+    def exposure_tests(self) -> tuple[str, ...]:
+        """The exposure tests the run holds: the named ones, else each one whose attacks run (it reuses their
+        work: memorization the loaded weights, regurgitation the generations)."""
+        return collected(self.exposure, self.attacks, self.exposure_chosen)
 
     @property
     def whitebox_attacks(self) -> tuple[str, ...]:
@@ -160,6 +171,9 @@ def parse_whitebox(get) -> WhiteBoxOptions:
             kw[name.replace("-", "_")] = _number(f"--mia-{name}", get(name), int, low, high)
     if get("clid-captions"):
         kw["clid_captions"] = _choices("--mia-clid-captions", get("clid-captions"), CLID_REDUCTIONS)
+    for name, low, high in (("memorization-steps", 1, 50), ("memorization-generations", 1, 64), ("lowpass", 0, 512)):
+        if get(name):
+            kw[name.replace("-", "_")] = _number(f"--mia-{name}", get(name), int, low, high)
     if get("token-mask-ratios"):
         ratios = tuple(dict.fromkeys(_number("--mia-token-mask-ratios", part, float, 0.01, 1.0)
                                      for part in get("token-mask-ratios").split(",") if part.strip()))
@@ -197,7 +211,8 @@ SAMPLING_OPTIONS = (("temperature", float, 1e-6), ("top-k", int, 1), ("supercond
 PLAIN_OPTIONS = (("device", "device"), ("embedder", "embedder"), ("cache-dir", "cache_dir"), ("json", "json_report"),
                  ("storage", "storage"), ("save", "save"), ("target-config", "target_config"), ("lora", "lora"),
                  ("captioner", "captioner"), ("compare", "compare"), ("html", "html_report"),
-                 ("markdown", "markdown_report"), ("target-identity", "target_identity"))
+                 ("markdown", "markdown_report"), ("target-identity", "target_identity"),
+                 ("exposed-csv", "exposed_csv"))
 FLAGS = ("allow-pickle", "autosave", "save-incomplete", "track")
 
 
@@ -245,6 +260,12 @@ def _attack_options(get, kw: dict) -> dict:
         out["attacks_chosen"] = get("attacks").strip().lower() != "all"
     if get("combine"):
         out["combine"] = _choices("--mia-combine", get("combine"), COMBINE_OPERATIONS)
+    if get("exposure"):
+        none = get("exposure").lower() == "none"
+        out["exposure"] = () if none else _choices("--mia-exposure", get("exposure").lower(), EXPOSURE_TESTS)
+        out["exposure_chosen"] = get("exposure").lower() not in ("all", "none")
+    if get("exposed-top"):
+        out["exposed_top"] = _number("--mia-exposed-top", get("exposed-top"), int, 1)
     return out
 
 

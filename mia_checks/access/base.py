@@ -36,6 +36,9 @@ class WhiteBoxOptions:
     clid_timesteps: tuple[int, ...] = (440, 450, 460)
     clid_captions: tuple[str, ...] = CLID_REDUCTIONS
     token_mask_ratios: tuple[float, ...] = (0.25, 0.5, 0.75)  # aMUSEd's token loss: one fixed mask per ratio
+    lowpass: int = 0  # FreMIA's low-pass on loss, PIA, SecMI and CLiD errors: half-width kept; 0 = off
+    memorization_steps: int = 1  # exposure.memorization: first sampling steps measured
+    memorization_generations: int = 4  # and starting noises per caption (Wen et al.'s K)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -55,6 +55,7 @@ class Denoiser:
         import torch
 
         self.alphas = torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float64)
+        self.scheduler = scheduler
         # LDMTextToImagePipeline pads every prompt to 77 tokens; Stable Diffusion to its tokenizer's length.
         self.max_length = 77 if hasattr(pipeline, "bert") else self.tokenizer.model_max_length
         self.device, self.dtype = self.unet.device, self.unet.dtype
@@ -113,10 +114,24 @@ class Denoiser:
             return (x_t - a**0.5 * out) / (1 - a) ** 0.5
         return out
 
-    def ddim_step(self, x_t, t: int, s: int, hidden):
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        """(C, h, w) of the denoiser's latents."""
+        size = int(self.unet.config.sample_size)
+        return int(self.unet.config.in_channels), size, size
+
+    def sampling_timesteps(self, steps: int) -> list[int]:
+        """The timesteps the pipeline's own scheduler samples at with `steps` inference steps, first first."""
+        import copy
+
+        scheduler = copy.deepcopy(self.scheduler)  # set_timesteps changes it; the pipeline's stays as it was
+        scheduler.set_timesteps(steps)
+        return [int(t) for t in scheduler.timesteps]
+
+    def ddim_step(self, x_t, t: int, s: int, hidden, eps=None):
         """Φ(x_t, t→s) = √ᾱ_s·x̂₀ + √(1−ᾱ_s)·ε_θ(x_t, t, c), x̂₀ = (x_t − √(1−ᾱ_t)·ε_θ) / √ᾱ_t: deterministic;
-        s > t inverts, s < t denoises."""
-        eps = self.eps(x_t, t, hidden)
+        s > t inverts, s < t denoises. `eps`: a prediction already made (e.g. guided), else ε_θ(x_t, t, c)."""
+        eps = self.eps(x_t, t, hidden) if eps is None else eps
         a_t, a_s = self.alpha(t), self.alpha(s)
         x0 = (x_t - (1 - a_t) ** 0.5 * eps) / a_t**0.5
         return a_s**0.5 * x0 + (1 - a_s) ** 0.5 * eps

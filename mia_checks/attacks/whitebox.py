@@ -25,27 +25,40 @@ from ..access.base import DENOISER, MASKED_TOKEN, NEXT_TOKEN, Probe, QueryBatch,
 from .base import WHITE_BOX, Attack, ScoreThreshold, _sigmoid, best_threshold
 
 
-def _mse(a, b):
-    return ((a - b) ** 2).flatten(1).mean(1)
+def lowpass(x, half_width: int):
+    """FreMIA's filter (ICML 2026): keep the spatial frequencies within `half_width` of zero (a centred square
+    of the shifted 2-D spectrum), drop the rest; 0 = off. Applied to an error (prediction − target), which
+    is filtering both, since the filter is linear: high frequencies the model cannot reproduce for anyone
+    add spread to members' and non-members' errors alike."""
+    if not half_width:
+        return x
+    import torch
+
+    spectrum = torch.fft.fftshift(torch.fft.fftn(x.float(), dim=(-2, -1)), dim=(-2, -1))
+    h, w = x.shape[-2:]
+    mask = torch.zeros(h, w, device=x.device)
+    mask[max(h // 2 - half_width, 0) : h // 2 + half_width, max(w // 2 - half_width, 0) : w // 2 + half_width] = 1
+    return torch.fft.ifftn(torch.fft.ifftshift(spectrum * mask, dim=(-2, -1)), dim=(-2, -1)).real
 
 
 def _noise(den, batch: QueryBatch, t: int):
     return den.noise(batch.hashes, batch.seed, t, tuple(batch.x0.shape[1:]))
 
 
-def _denoising_losses(den, batch: QueryBatch, hidden, timesteps) -> list:
+def _denoising_losses(den, batch: QueryBatch, hidden, timesteps, o: WhiteBoxOptions) -> list:
     """‖ε_θ(x_t, t, c) − ε‖² per t, the same ε for every caption of a query."""
     out = []
     for t in timesteps:
         eps = _noise(den, batch, t)
-        out.append(_mse(den.eps(den.add_noise(batch.x0, eps, t), t, hidden), eps))
+        error = lowpass(den.eps(den.add_noise(batch.x0, eps, t), t, hidden) - eps, o.lowpass)
+        out.append((error**2).flatten(1).mean(1))
     return out
 
 
 def measure_loss(den, batch: QueryBatch, o: WhiteBoxOptions):
     import torch
 
-    return torch.stack(_denoising_losses(den, batch, batch.hidden, o.loss_timesteps), 1)
+    return torch.stack(_denoising_losses(den, batch, batch.hidden, o.loss_timesteps, o), 1)
 
 
 def measure_sima(den, batch: QueryBatch, o: WhiteBoxOptions):
@@ -58,7 +71,7 @@ def measure_pia(den, batch: QueryBatch, o: WhiteBoxOptions):
     t = o.pia_timestep
     eps0 = den.eps(batch.x0, 0, batch.hidden)
     x_t = den.add_noise(batch.x0, eps0, t)
-    return ((eps0 - den.eps(x_t, t, batch.hidden)).abs() ** 4).flatten(1).sum(1)[:, None]
+    return (lowpass(eps0 - den.eps(x_t, t, batch.hidden), o.lowpass).abs() ** 4).flatten(1).sum(1)[:, None]
 
 
 def measure_secmi(den, batch: QueryBatch, o: WhiteBoxOptions):
@@ -67,7 +80,7 @@ def measure_secmi(den, batch: QueryBatch, o: WhiteBoxOptions):
     for s in range(0, t, k):  # deterministic DDIM inversion 0 → k → … → t
         x = den.ddim_step(x, s, s + k, batch.hidden)
     back = den.ddim_step(den.ddim_step(x, t, t + k, batch.hidden), t + k, t, batch.hidden)
-    return ((x - back) ** 2).flatten(1).sum(1)[:, None]
+    return (lowpass(x - back, o.lowpass) ** 2).flatten(1).sum(1)[:, None]
 
 
 def reduce_caption(caption: str, how: str) -> str:
@@ -85,7 +98,7 @@ def measure_clid(den, batch: QueryBatch, o: WhiteBoxOptions):
     import torch
 
     def loss(hidden):
-        return torch.stack(_denoising_losses(den, batch, hidden, o.clid_timesteps), 1).mean(1)
+        return torch.stack(_denoising_losses(den, batch, hidden, o.clid_timesteps, o), 1).mean(1)
 
     full = loss(batch.hidden)
     rises = [loss(den.text([reduce_caption(c, how) for c in batch.captions])) - full for how in o.clid_captions]
@@ -142,19 +155,25 @@ def measure_token_loss(access, batch, o: WhiteBoxOptions):
     return access.loss(batch, o)[:, None]
 
 
+def _filtered(settings):
+    """A probe's settings, plus FreMIA's low-pass when it is on (off, the cache keys are what they were)."""
+    return lambda o: {**settings(o), **({"lowpass": o.lowpass} if o.lowpass else {})}
+
+
 # Denoiser probes, by attack id; token models have the loss probe alone.
 PROBES = {
-    "loss": Probe(measure_loss, lambda o: {"timesteps": list(o.loss_timesteps)}, lambda o: len(o.loss_timesteps),
+    "loss": Probe(measure_loss, _filtered(lambda o: {"timesteps": list(o.loss_timesteps)}), lambda o: len(o.loss_timesteps),
                   lambda o: max(o.loss_timesteps), "--mia-loss-timesteps"),
     "SimA": Probe(measure_sima, lambda o: {"timesteps": list(o.sima_timesteps)}, lambda o: len(o.sima_timesteps),
                   lambda o: max(o.sima_timesteps), "--mia-sima-timesteps"),
-    "PIA": Probe(measure_pia, lambda o: {"timestep": o.pia_timestep}, lambda o: 2, lambda o: o.pia_timestep,
+    "PIA": Probe(measure_pia, _filtered(lambda o: {"timestep": o.pia_timestep}), lambda o: 2, lambda o: o.pia_timestep,
                  "--mia-pia-timestep"),
-    "SecMI": Probe(measure_secmi, lambda o: {"timestep": o.secmi_timestep, "interval": o.secmi_interval},
+    "SecMI": Probe(measure_secmi, _filtered(lambda o: {"timestep": o.secmi_timestep, "interval": o.secmi_interval}),
                    lambda o: o.secmi_timestep // o.secmi_interval + 2,
                    lambda o: o.secmi_timestep + o.secmi_interval,  # it steps to t + k and back
                    "--mia-secmi-timestep + --mia-secmi-interval"),
-    "CLiD": Probe(measure_clid, lambda o: {"timesteps": list(o.clid_timesteps), "captions": list(o.clid_captions)},
+    "CLiD": Probe(measure_clid, _filtered(lambda o: {"timesteps": list(o.clid_timesteps),
+                                                     "captions": list(o.clid_captions)}),
                   lambda o: len(o.clid_timesteps) * (1 + len(o.clid_captions)), lambda o: max(o.clid_timesteps),
                   "--mia-clid-timesteps"),
 }

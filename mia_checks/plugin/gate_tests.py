@@ -1,7 +1,8 @@
 """The attack tests that `pytest --mia-target=...` runs with no test file of the user's: the black-box
 test_attack[I-P] … [IV], [NN] and the white-box test_attack[loss], [SimA], [PIA], [SecMI], [CLiD]. Each fails
 when its attack leaks beyond the threshold; one whose metric cannot be measured errors (in its fixture),
-never passes; a white-box attack on a target without weights to query is skipped with the reason."""
+never passes; a white-box attack on a target without weights to query is skipped with the reason. The
+exposure tests test_exposure[memorization] and [regurgitation] fail when any member is flagged (exposure/)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from mia_checks.reports.junit import junit_properties
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    settings = metafunc.config.stash[SESSION_KEY].settings
     if "mia_verdict" in metafunc.fixturenames:
-        attacks = metafunc.config.stash[SESSION_KEY].settings.attacks
-        metafunc.parametrize("mia_verdict", attacks, ids=attacks, indirect=True)
+        metafunc.parametrize("mia_verdict", settings.attacks, ids=settings.attacks, indirect=True)
+    if "mia_exposure" in metafunc.fixturenames:
+        metafunc.parametrize("mia_exposure", settings.exposure_tests, ids=settings.exposure_tests, indirect=True)
 
 
 @pytest.fixture
@@ -56,3 +59,28 @@ def test_attack(mia_verdict, mia_session, request: pytest.FixtureRequest) -> Non
         warnings.warn(LeakageWarning("tracking mode, not failing: " + "; ".join(problems)), stacklevel=1)
     elif problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def mia_exposure(request: pytest.FixtureRequest, mia_audit):
+    """One exposure test's result; one that cannot measure is an error of this fixture."""
+    reason = mia_audit.exposure_skip_reason(request.param)
+    if reason:
+        pytest.skip(f"{request.param}: {reason}")
+    try:
+        return mia_audit.exposure(request.param)
+    except MEASUREMENT_ERRORS as exc:
+        pytest.fail(f"{request.param}: cannot measure: {exc}", pytrace=False)
+
+
+@pytest.mark.mia
+def test_exposure(mia_exposure, mia_session, request: pytest.FixtureRequest) -> None:
+    record = mia_session.exposure_record(mia_exposure)
+    request.node.stash[RECORD_KEY] = json.dumps(record, sort_keys=True)
+    if not mia_exposure.fails:
+        return
+    message = record["message"]
+    if mia_session.settings.track:
+        warnings.warn(LeakageWarning("tracking mode, not failing: " + message), stacklevel=1)
+    else:
+        pytest.fail(message, pytrace=False)

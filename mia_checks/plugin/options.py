@@ -36,6 +36,16 @@ OPTIONS: tuple[tuple[str, str], ...] = (
     ("clid-captions", "white-box CLiD: reduced captions null,first,middle,last (default all four)"),
     ("token-mask-ratios", "white-box loss on aMUSEd: the share of tokens masked, one fixed seeded mask per ratio "
                           "(default 0.25,0.5,0.75)"),
+    ("lowpass", "white-box loss, PIA, SecMI, CLiD: FreMIA's low-pass filter on their errors, the half-width of the "
+                "latent frequencies kept (default 0: off)"),
+    ("exposure", "per-member exposure tests, each failing when any member is flagged: memorization (white-box: "
+                 "Wen et al.'s text-conditional noise magnitude), regurgitation (any target: a generation copies its "
+                 "member, by tiled L2 or embedding); all (default) or none"),
+    ("memorization-steps", "memorization test: first sampling steps measured (default 1; 2 denoiser calls each)"),
+    ("memorization-generations", "memorization test: starting noises per caption (default 4)"),
+    ("exposed-csv", "write the most exposed members (file, caption, scores, ranks, flags) to this CSV, for whoever "
+                    "curates the data"),
+    ("exposed-top", "how many members the CSV and the HTML report show (default 20)"),
     ("combine", "operations combining embeddings in attack IV: concat,difference,product,cosine (default all)"),
     ("seed", "seed of generation, folds and attack models (default 0)"),
     ("steps", "denoising steps per generation (default 25)"),

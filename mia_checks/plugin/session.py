@@ -7,18 +7,20 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..baselines import compare_with_baseline, baseline_header, same_queries
 from ..preflight import Preflight
-from ..record import attack_record, run_document, run_header
+from ..record import attack_record, exposure_record, member_findings, run_document, run_header
 from ..reports.files import Written, write_reports
 from ..reports.junit import suite_properties
-from ..reports.terminal import error_line, format_header, format_shift, format_table, generation_line, outcome
+from ..reports.terminal import error_line, exposure_lines, format_header, format_shift, format_table, generation_line, outcome
 
 GATE_TEST_PREFIX = "mia-checks::test_attack["
+EXPOSURE_TEST_PREFIX = "mia-checks::test_exposure["
 
 
 @dataclass(eq=False)  # registered as a plugin: pluggy hashes plugins (a conftest.py in the project needs it)
@@ -29,6 +31,7 @@ class MiaSession:
     run_id: str = ""  # this run's id, shared with pytest-xdist workers: the scope of run-only generations
     audit: Any = None
     records: dict[str, dict] = field(default_factory=dict)
+    exposure: dict[str, dict] = field(default_factory=dict)  # exposure test → its record
     errors: dict[str, str] = field(default_factory=dict)  # attack → why its gate test errored without a record
     written: Written = field(default_factory=Written)
     worker_generation: dict[str, dict] = field(default_factory=dict)  # xdist worker id → its generation stats
@@ -66,13 +69,28 @@ class MiaSession:
             record["baseline"] = compare_with_baseline(record, c.baseline, c.baseline_document, self.settings, paired)
         return record
 
+    def member_files(self) -> list[str]:
+        """The members' files as the reports name them: relative to the members folder where they lie in it."""
+        root = Path(self.settings.members)
+        return [str(f.relative_to(root)) if f.is_relative_to(root) else str(f) for f in self.members.files]
+
+    def exposure_record(self, result) -> dict:
+        return exposure_record(result, self.member_files(), self.get_audit().captions[: len(self.members)])
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect per-attack records (reports from pytest-xdist workers arrive on the controller too), and
         errors: a gate test that failed without a record (in its fixture, or by a warning turned error)."""
+        raw = getattr(report, "mia_record", None)
+        if report.nodeid.startswith(EXPOSURE_TEST_PREFIX):
+            test = report.nodeid.rsplit("[", 1)[1].rstrip("]")
+            if raw is not None and report.when == "call":
+                self.exposure[test] = json.loads(raw)
+            elif report.failed and report.when in ("setup", "call") and test not in self.exposure:
+                self.errors[test] = _error_message(report)
+            return
         if not report.nodeid.startswith(GATE_TEST_PREFIX):
             return
         attack = report.nodeid.rsplit("[", 1)[1].rstrip("]")
-        raw = getattr(report, "mia_record", None)
         if raw is not None and report.when == "call":
             record = json.loads(raw)
             self.records[record["attack"]] = record
@@ -97,7 +115,10 @@ class MiaSession:
             c = self.checked
             header = run_header(self.get_audit(), "track" if self.settings.track else "gate")
             self._header = {**header, **baseline_header(self.settings, c.baseline, c.baseline_document, header)}
-        return run_document(self._header, self.records, self.settings.attacks, self.errors)
+        results = [self.records[a] for a in self.settings.attacks if a in self.records]
+        exposure = [self.exposure[t] for t in sorted(self.exposure)]
+        members = member_findings(results, exposure, self.member_files(), self.get_audit().captions[: len(self.members)])
+        return run_document(self._header, self.records, self.settings.attacks, self.errors, self.exposure, members)
 
     # -- the end of the run ------------------------------------------------------------------------------
 
@@ -113,7 +134,7 @@ class MiaSession:
 
     def finish(self, session: pytest.Session) -> None:
         """Controller only: write the reports asked for; one that cannot be written fails the run."""
-        if not (self.records or self.errors):
+        if not (self.records or self.errors or self.exposure):
             return
         self.written = write_reports(self.document(), self.settings, self.get_audit().image_pairs)
         if self.written.errors and session.exitstatus == pytest.ExitCode.OK:
@@ -129,7 +150,7 @@ class MiaSession:
 
     def summary(self, tr) -> None:
         """The privacy report at the end of the terminal output."""
-        if not (self.records or self.errors):
+        if not (self.records or self.errors or self.exposure):
             return
         document = self.document()
         tr.write_sep("=", "mia-checks privacy report")
@@ -140,6 +161,8 @@ class MiaSession:
         if document["results"]:
             tr.write_line("")
             tr.write_line(format_table(document["results"]))
+        for line in exposure_lines(document, TERMINAL_FINDINGS):
+            tr.write_line(line, red=line.startswith("FAIL"))
         for attack, error in sorted(document["errors"].items()):
             tr.write_line(error_line(attack, error), red=True)
         line = outcome(document)
@@ -159,6 +182,7 @@ def _error_message(report: pytest.TestReport) -> str:
     return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
+TERMINAL_FINDINGS = 5  # flagged members listed per exposure test at the end of the run (all: JSON, CSV, HTML)
 SESSION_KEY = pytest.StashKey[MiaSession]()
 RECORD_KEY = pytest.StashKey[str]()  # a gate test's record (JSON), set by the test, copied onto its report
 

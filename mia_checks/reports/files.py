@@ -10,12 +10,12 @@ from pathlib import Path
 
 from ..baselines import ResultsStore, SavedRun, autosave_name
 from ..errors import MiaUsageError
-from .html import strongest, top_members, write_html
+from .html import flagged_members, strongest, top_members, write_html
 from .markdown import format_markdown
 from .text import terminal_text
 
 # The order the terminal summary names them in.
-LABELS = ("JSON report", "saved run", "HTML report", "Markdown summary")
+LABELS = ("JSON report", "saved run", "HTML report", "Markdown summary", "exposed members CSV")
 
 
 @dataclass
@@ -40,6 +40,25 @@ def write_markdown(path: str | Path, document: dict) -> None:
     Path(path).write_text(format_markdown(document), encoding="utf-8")
 
 
+CSV_COLUMNS = ("rank", "file", "caption", "flags", "attack scores", "attack ranks")
+
+
+def write_exposed_csv(path: str | Path, document: dict, top: int) -> None:
+    """The `top` most exposed members (record.member_findings' order), one row each, for whoever curates the
+    data: what flagged it (test, criterion, score > bound) and each attack's score and rank among members."""
+    import csv
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for rank, row in enumerate(document["member_findings"][:top], 1):
+            flags = "; ".join(f"{g['test']} {g['criterion']} {g['comparison']}" for g in row["flags"])
+            writer.writerow([rank, row["file"], row["caption"], flags,
+                             "; ".join(f"{a} {v:.4g}" for a, v in row["scores"].items()),
+                             "; ".join(f"{a} {v}" for a, v in row["ranks"].items())])
+
+
 def write_reports(document: dict, settings, image_pairs: Callable[[list[int]], list | None]) -> Written:
     """The reports `settings` (AuditSettings) ask for. `image_pairs(rows)`: the query / generated pairs of
     those queries, from the generation cache (audit.Audit.image_pairs), for the HTML report."""
@@ -54,15 +73,19 @@ def write_reports(document: dict, settings, image_pairs: Callable[[list[int]], l
         top = strongest(document["results"])
         rows = [] if top is None else top_members(top)
         pairs = image_pairs(rows) if rows else None
+        flagged = flagged_members(document, settings.exposed_top)
+        exposed = image_pairs(flagged) if flagged else None
         write_html(settings.html_report, document, pairs and list(zip((top["scores"][i] for i in rows), pairs)),
-                   top and top["attack"])
+                   top and top["attack"], exposed and dict(zip(flagged, exposed)))
         return settings.html_report
 
     for label, asked, write in (
             ("JSON report", settings.json_report, lambda: write_json(settings.json_report, document)),
             ("saved run", settings.save or settings.autosave, save_run),
             ("Markdown summary", settings.markdown_report, lambda: write_markdown(settings.markdown_report, document)),
-            ("HTML report", settings.html_report, html)):
+            ("HTML report", settings.html_report, html),
+            ("exposed members CSV", settings.exposed_csv,
+             lambda: write_exposed_csv(settings.exposed_csv, document, settings.exposed_top))):
         if not asked:
             continue
         try:

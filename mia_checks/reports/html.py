@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .terminal import error_line, format_header, format_shift, outcome, table
+from .terminal import error_line, exposure_lines, format_header, format_shift, outcome, table
 
 if TYPE_CHECKING:
     from ..audit import ImagePair
@@ -108,9 +108,34 @@ def strongest(records: list[dict]) -> dict | None:
     return max(scored, key=lambda r: r["auc"]["value"]) if scored else None
 
 
+def flagged_members(document: dict, top: int = 20) -> list[int]:
+    """Indices of the members the exposure tests flagged (the most exposed first), at most `top`."""
+    rows = [f["member"] for record in document.get("exposure", []) for f in record["findings"]]
+    return list(dict.fromkeys(rows))[:top]
+
+
+def exposed_figures(document: dict, pairs: dict[int, ImagePair]) -> list[dict]:
+    """Each finding whose member's images are at hand: the member beside its closest generation (regurgitation,
+    with the distance), or beside its caption's generations (memorization)."""
+    out = []
+    for record in document.get("exposure", []):
+        for f in record["findings"]:
+            pair = pairs.get(f["member"])
+            if pair is None:
+                continue
+            closest = f["evidence"].get("generation")
+            generated = pair.generated if closest is None else [pair.generated[closest]]
+            out.append({"test": record["test"], "criterion": f["criterion"], "file": f["file"], "caption": f["caption"],
+                        "comparison": f["comparison"],
+                        "generation": closest, "query": png_data_uri(pair.query),
+                        "generated": [png_data_uri(g) for g in generated]})
+    return out
+
+
 def render_html(document: dict, pairs: list[tuple[float, ImagePair]] | None = None,
-                pairs_attack: str | None = None) -> str:
-    """The page; `pairs`: (score, query / generated pair) of the members `pairs_attack` is surest about."""
+                pairs_attack: str | None = None, exposed: dict[int, ImagePair] | None = None) -> str:
+    """The page; `pairs`: (score, query / generated pair) of the members `pairs_attack` is surest about;
+    `exposed`: member index → its pair, for the members the exposure tests flagged."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     env = Environment(loader=FileSystemLoader(TEMPLATE.parent), autoescape=select_autoescape(["html"]))
@@ -129,11 +154,13 @@ def render_html(document: dict, pairs: list[tuple[float, ImagePair]] | None = No
         pairs=[{"caption": p.caption, "score": f"{score:.3f}", "query": png_data_uri(p.query),
                 "generated": [png_data_uri(g) for g in p.generated]} for score, p in pairs or []],
         pairs_attack=pairs_attack,
+        exposure_lines=exposure_lines(document, top=0),
+        exposed=exposed_figures(document, exposed or {}),
         versions=document.get("versions", {}),
     )
 
 
 def write_html(path: str | Path, document: dict, pairs: list[tuple[float, ImagePair]] | None = None,
-               pairs_attack: str | None = None) -> None:
+               pairs_attack: str | None = None, exposed: dict[int, ImagePair] | None = None) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(render_html(document, pairs, pairs_attack), encoding="utf-8")
+    Path(path).write_text(render_html(document, pairs, pairs_attack, exposed), encoding="utf-8")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .terminal import error_line, format_header, format_shift, format_table, outcome
+from .terminal import error_line, exposure_lines, format_header, format_shift, format_table, outcome
 from .text import markdown_line, markdown_text
 
 
@@ -19,4 +19,8 @@ def format_markdown(document: dict) -> str:
     lines += ["", format_table(document["results"], tablefmt="github", escape=esc), ""]
     lines += [f"- {markdown_line(error_line(attack, error, esc))}"
               for attack, error in sorted(document["errors"].items())]
+    exposure = exposure_lines(document, escape=esc)
+    if exposure:  # the members to deduplicate or remove, with the evidence: a nested list under each test
+        lines += ["", "### Exposed members", ""]
+        lines += [f"{'  ' if line.startswith('  ') else ''}- {markdown_line(line.strip())}" for line in exposure]
     return "\n".join(lines).rstrip() + "\n"

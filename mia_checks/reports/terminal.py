@@ -95,7 +95,8 @@ def _format_ablation(ablation: dict | None) -> str:
         line += (f"\nwhite-box: loss t={_ts(w['loss_timesteps'])}; SimA t={_ts(w['sima_timesteps'])}; "
                  f"PIA t={w['pia_timestep']}; SecMI t={w['secmi_timestep']} k={w['secmi_interval']}; "
                  f"CLiD t={_ts(w['clid_timesteps'])} captions {'+'.join(w['clid_captions'])}; noise {w['noise']}; "
-                 f"no guidance; ᾱ from {w['alphas']}")
+                 f"no guidance; ᾱ from {w['alphas']}"
+                 + (f"; FreMIA low-pass half-width {w['lowpass']}" if w.get("lowpass") else ""))
     return line
 
 
@@ -193,12 +194,38 @@ def outcome(document: dict, escape: Escape = terminal_text) -> str:
         parts.append(f"{names(sorted(a for a in errors if a not in unmeasured))} errored")
     parts.append(f"{len(leaking)} of {len(records)} attacks leak beyond the threshold"
                  + (f" ({names(leaking)})" if leaking else ""))
+    exposing = [e for e in document.get("exposure", []) if e["findings"]]
+    if exposing:
+        parts.append(" and ".join(f"{e['test']} flags {len(e['flagged'])} of {e['members']} members"
+                                  for e in exposing))
     if document.get("baseline"):
         parts.append(f"{len(regressed)} regressed against {escape(document['baseline']['run'])}"
                      + (f" ({names(regressed)})" if regressed else ""))
-    failed = bool(errors) or ((leaking or regressed) and document.get("mode") != "track")
-    word = "FAIL" if failed else ("PASS (tracking mode)" if leaking or regressed else "PASS")
+    found = leaking or regressed or exposing
+    failed = bool(errors) or (found and document.get("mode") != "track")
+    word = "FAIL" if failed else ("PASS (tracking mode)" if found else "PASS")
     return f"{word}: " + "; ".join(parts)
+
+
+def exposure_lines(document: dict, top: int = 20, escape: Escape = terminal_text) -> list[str]:
+    """Each exposure test's verdict, and the members it flagged (at most `top` each), with their evidence."""
+    lines = []
+    for record in document.get("exposure", []):
+        bounds = ", ".join(f"{name} bound {value:.4g}" + (" (unreachable: these non-members are too spread to flag any "
+                                                           "member by it)" if value <= 0 else "")
+                           for name, value in record["thresholds"].items())
+        word = "FAIL" if record["findings"] else "pass"
+        lines.append(f"{word} {escape(record['test'])} ({record['access']}): {len(record['flagged'])} of "
+                     f"{record['members']} members flagged; {bounds}; calibrated on {record['null_size']} "
+                     f"non-members, expected false flags ≤ {record['alpha']:.2g}")
+        for finding in record["findings"][:top]:
+            evidence = ", ".join(f"{k} {v}" for k, v in finding["evidence"].items())
+            lines.append(f"  {escape(finding['file'])}: {finding['criterion']} {finding['comparison']}"
+                         f"{' (' + evidence + ')' if evidence else ''}  caption: {escape(finding['caption'])}")
+        if len(record["findings"]) > top:
+            lines.append(f"  … and {len(record['findings']) - top} more (--mia-exposed-csv, --mia-json and "
+                         "--mia-html list them)")
+    return lines
 
 
 def generation_line(who: str, stats: dict) -> str:

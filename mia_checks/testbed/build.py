@@ -19,6 +19,8 @@ Artifacts (each a folder under <cache>/testbed/v<BUILDER_VERSION>/):
 - data-ft/<split>/      the realistic setting's splits, carved out of the public pool (finetune.py)
 - sd-base               pretrained from scratch on data-ft/pretrain (1,253 captioned digits)
 - sd-finetune, sd-finetune-null: sd-base fine-tuned the train_text_to_image.py way on ft_members / ft_null
+- sd-finetune-dup: the same on ft_members with planted duplicates (5 members 20× each, named in build.json):
+                        the ground truth of the memorisation and regurgitation tests
 
 Independent artifacts train in two processes of one thread each (on 2 cores that beats one process of two
 threads); a file lock per artifact lets pytest-xdist workers and the demo share one build.
@@ -70,14 +72,14 @@ TARGETS = {
 EARLY_STOPS = {"sd-mild": ("sd-leaky", MILD_STEPS)}  # saved from the run of another target
 # The realistic setting (finetune.py): a pretrained base, fine-tuned briefly on 128 members.
 PRETRAIN_STEPS = 2500  # batch 64: ≈ 128 epochs of the 1,253 pretraining images
-FINETUNES = {"sd-finetune": "ft_members", "sd-finetune-null": "ft_null"}
+FINETUNES = {"sd-finetune": "ft_members", "sd-finetune-null": "ft_null", "sd-finetune-dup": "ft_members"}
 # Rough seconds on one core, to start the longest jobs first.
-COST = {"sd-base": 400, "amused-leaky": 170, "amused-null": 170, "ldm-leaky": 150, "ldm-null": 150, "sd-leaky": 110,
+COST = {"sd-base": 400, "sd-finetune-dup": 120, "amused-leaky": 170, "amused-null": 170, "ldm-leaky": 150, "ldm-null": 150, "sd-leaky": 110,
         "sd-null": 110, "sd-shadow": 110, "lora-leaky": 110, "vae": 40, "vq": 40, "amused-vq": 40, "clip": 35,
         "clip-hf": 35, "blip": 60, "blip-itm": 35}
 COST |= {"dalle-leaky": 90, "dalle-null": 90, "min-dalle-vqgan": 60, "min-dalle-leaky": 45, "min-dalle-null": 45}
 ALIASES = {"leaky": "sd-leaky", "mild": "sd-mild", "null": "sd-null", "shadow": "sd-shadow",
-           "finetune": "sd-finetune", "finetune-null": "sd-finetune-null"}
+           "finetune": "sd-finetune", "finetune-null": "sd-finetune-null", "finetune-dup": "sd-finetune-dup"}
 DERIVED = {"single-file": "sd-leaky", "lora-leaky": "sd-null"}  # artifact → the target it is made from
 EMBEDDERS = ("clip", "clip-hf", "blip", "blip-itm")  # trained on the public split; clip-hf uses the tokenizer
 ALL_ARTIFACTS = ("data", "tokenizer", "vae", "vq", "amused-vq", *EMBEDDERS, "min-dalle-vqgan", *TARGETS, *EARLY_STOPS,
@@ -318,15 +320,24 @@ def _build_base(root: Path, out: Path, name: str) -> dict:
 
 
 def _build_finetune(root: Path, out: Path, name: str) -> dict:
+    import numpy as np
     from diffusers import StableDiffusionPipeline
 
-    from .finetune import RECIPE, finetune
+    from .finetune import PLANTED, RECIPE, finetune, plant_duplicates
 
     pipe = StableDiffusionPipeline.from_pretrained(root / "sd-base")
-    images, captions = _load_split(root, f"data-ft/{FINETUNES[name]}")
+    split = f"data-ft/{FINETUNES[name]}"
+    images, captions = _load_split(root, split)
+    info: dict = {"base": "sd-base", "split": split, **RECIPE}
+    if name == "sd-finetune-dup":
+        names = [json.loads(line)["file_name"] for line in (root / split / "metadata.jsonl").read_text().splitlines()]
+        planted = plant_duplicates(len(images), seed=SEED + 5)
+        repeats = [i for i in planted for _ in range(PLANTED["copies"] - 1)]
+        images, captions = np.concatenate([images, images[repeats]]), captions + [captions[i] for i in repeats]
+        info |= {"planted": [names[i] for i in planted], "copies": PLANTED["copies"], "training_images": len(images)}
     finetune(pipe, images, captions, seed=SEED + 4)
     pipe.save_pretrained(out, safe_serialization=True)
-    return {"base": "sd-base", "split": f"data-ft/{FINETUNES[name]}", **RECIPE}
+    return info
 
 
 def _assemble_pipeline(family: str, tokenizer, vae, text_encoder, unet):
@@ -462,6 +473,13 @@ def _closure(names: Iterable[str]) -> list[str]:
     return ordered
 
 
+def _critical_path(name: str, jobs: list[str]) -> float:
+    """Rough seconds from starting `name` to finishing the longest chain of jobs that wait for it: the longest
+    jobs start first, and a quick one that a long one waits for (data-ft before sd-base) starts before both."""
+    waiting = [n for n in jobs if name in _dependencies(n)]
+    return COST.get(name, 1) + max((_critical_path(n, jobs) for n in waiting), default=0)
+
+
 def ensure_built(names: Iterable[str] = ALL_ARTIFACTS, cache_root: Path | None = None, workers: int = 2,
                  log=print) -> Path:
     """Build whatever of `names` (and their dependencies) is missing; returns the test bed root."""
@@ -483,7 +501,7 @@ def ensure_built(names: Iterable[str] = ALL_ARTIFACTS, cache_root: Path | None =
         with ProcessPoolExecutor(max_workers=workers) as pool:
             while jobs or running:
                 ready = [n for n in jobs if all(d in done for d in _dependencies(n) if d not in EARLY_STOPS)]
-                for name in sorted(ready, key=lambda n: -COST.get(n, 1))[: workers - len(running)]:
+                for name in sorted(ready, key=lambda n: -_critical_path(n, jobs))[: workers - len(running)]:
                     running[pool.submit(_build_one, str(root), name)] = name
                     jobs.remove(name)
                 if not running:

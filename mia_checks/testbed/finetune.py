@@ -11,7 +11,10 @@ and reproduces the recipe at test-bed scale:
 - `ft_members` / `ft_nonmembers` / `ft_null`: disjoint, class-stratified; the audited sets have one image
   per caption, as real captioned data has (shared captions would give members and non-members the very
   same generations);
-- `sd-finetune` = `sd-base` fine-tuned on `ft_members`; `sd-finetune-null` = the same recipe on `ft_null`.
+- `sd-finetune` = `sd-base` fine-tuned on `ft_members`; `sd-finetune-null` = the same recipe on `ft_null`;
+- `sd-finetune-dup` = the same recipe on `ft_members` with planted duplicates: 5 members repeated 20× each,
+  the way duplicated web images are memorised (Carlini et al. 2023): ground truth for the memorisation
+  and regurgitation tests.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .train import denoising_step
 
 FT_SIZES = {"ft_members": 128, "ft_nonmembers": 128, "ft_null": 128}
 FT_SEED = 2023
+PLANTED = {"members": 5, "copies": 20}  # sd-finetune-dup: 5 members, each 20× in its training set
 
 
 def carve_finetune_splits(captions: list[str], labels: np.ndarray, sizes: dict[str, int] = FT_SIZES,
@@ -52,13 +56,20 @@ def carve_finetune_splits(captions: list[str], labels: np.ndarray, sizes: dict[s
     return {name: np.sort(idx) for name, idx in out.items()}
 
 
+def plant_duplicates(n_members: int, seed: int, count: int = PLANTED["members"]) -> list[int]:
+    """Which members (indices into the member split, sorted) are duplicated: a seeded draw."""
+    return sorted(int(i) for i in np.random.default_rng(seed).choice(n_members, count, replace=False))
+
+
 def train_minibatch(unet, text_encoder, latents: torch.Tensor, input_ids: torch.Tensor, steps: int, seed: int,
                     batch_size: int, lr: float, train_text_encoder: bool, flipped: torch.Tensor | None = None,
-                    on_step=None) -> None:
+                    on_step=None, caption_dropout: float = 0.0, empty_ids: torch.Tensor | None = None) -> None:
     """Epsilon-prediction training in minibatches, as diffusers' train_text_to_image.py does.
 
     `flipped`: the latents of the horizontally flipped images; each sample then uses one of the two at
-    random (the script's `--random_flip`, applied before the VAE as it is there).
+    random (the script's `--random_flip`, applied before the VAE as it is there). `caption_dropout`: the
+    share of samples trained on the empty caption (`empty_ids`), as Stable Diffusion's pretraining does so
+    that classifier-free guidance has an unconditional model to push away from.
     """
     from .components import make_train_scheduler
 
@@ -81,7 +92,11 @@ def train_minibatch(unet, text_encoder, latents: torch.Tensor, input_ids: torch.
         if flipped is not None:
             flip = torch.rand(len(idx), generator=rng) < 0.5
             x = torch.where(flip[:, None, None, None], flipped[idx], x)
-        denoising_step(unet, text_encoder, scheduler, optimizer, x, input_ids[idx], rng, train_text_encoder)
+        ids = input_ids[idx]
+        if caption_dropout:
+            dropped = torch.rand(len(idx), generator=rng) < caption_dropout
+            ids = torch.where(dropped[:, None], empty_ids.expand_as(ids), ids)
+        denoising_step(unet, text_encoder, scheduler, optimizer, x, ids, rng, train_text_encoder)
         if on_step is not None:
             on_step(step)
     unet.eval()

@@ -32,7 +32,7 @@ def test_inactive_plugin_imports_no_torch(pytester: pytest.Pytester):
 
 def test_leaky_target_fails_with_a_message_naming_attack_value_threshold_and_rule(demo_run):
     outcomes = demo_run.parseoutcomes()
-    assert outcomes["failed"] >= 2 and outcomes["failed"] + outcomes["passed"] == 12  # II-P and white-box ones
+    assert outcomes["failed"] >= 2 and outcomes["failed"] + outcomes["passed"] == 14  # II-P, white-box, exposure
     demo_run.stdout.fnmatch_lines([
         "*II-P (reconstruction): auc = 0.9*lower bound*exceeds the threshold 0.550*rule: 99.6% one-sided*",
         "*mia-checks privacy report*",
@@ -53,7 +53,7 @@ def test_leaky_target_fails_with_a_message_naming_attack_value_threshold_and_rul
 
 
 def test_null_target_passes(null_run):
-    null_run.assert_outcomes(passed=12)
+    null_run.assert_outcomes(passed=14)
     null_run.stdout.fnmatch_lines(["*mia-checks privacy report*", "gate: 99.6% one-sided lower bound of auc*",
                                    "PASS: 0 of 12 attacks leak beyond the threshold"])
 

@@ -67,7 +67,7 @@ def test_tracking_mode_reports_leakage_without_failing_but_errors_stay_errors(py
 
 
 def test_compare_with_nothing_saved_says_so(null_run):
-    null_run.assert_outcomes(passed=12)  # `--mia-compare` in a project with no saved run
+    null_run.assert_outcomes(passed=14)  # `--mia-compare` in a project with no saved run
     null_run.stdout.fnmatch_lines(["baseline: no saved run in .mia-checks/ yet: nothing to compare*"])
 
 

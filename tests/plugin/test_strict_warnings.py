@@ -25,7 +25,7 @@ def test_leak_fails_under_w_error_with_xunit2_junit_and_no_pytest_warning(reques
     assert outcomes["failed"] >= 1 and "errors" not in outcomes  # failures, not errors of the fixture
     output = result.stdout.str()
     assert "PytestWarning" not in output and "could not measure" not in output and "errored" not in output
-    result.stdout.fnmatch_lines(["II-P *FAIL", "FAIL: * of 12 attacks leak beyond the threshold (II-P, *)"])
+    result.stdout.fnmatch_lines(["II-P *FAIL", "FAIL: * of 12 attacks leak beyond the threshold (II-P, *); memorization flags *"])
     # What GitLab's JUnit view shows: the failing test case with the gate's message.
     case = _testcases(result.path / "junit.xml")["test_attack[II-P]"]
     failure = case.find("failure")
@@ -38,7 +38,7 @@ def test_leak_fails_under_w_error_with_xunit2_junit_and_no_pytest_warning(reques
 
 
 def test_xunit1_junit_gets_test_case_properties_under_w_error(null_run):
-    null_run.assert_outcomes(passed=12)
+    null_run.assert_outcomes(passed=14)
     case = _testcases(null_run.path / "junit.xml")["test_attack[II-P]"]
     properties = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert properties["mia.verdict"] == "pass" and set(properties) == {

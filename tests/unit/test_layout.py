@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundations", ("errors", "store", "weights", "metrics")),
     ("inputs", ("data", "features", "protocol", "access.base")),
     ("models", ("targets", "access", "embedders", "captioning", "results")),
-    ("measuring", ("generation", "measurements", "attacks", "gate")),
+    ("measuring", ("generation", "measurements", "attacks", "exposure", "gate")),
     ("the run", ("settings", "record", "baselines")),
     ("orchestration", ("preflight", "audit")),
     ("reports", ("reports",)),

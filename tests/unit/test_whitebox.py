@@ -204,3 +204,16 @@ def test_a_pipeline_without_a_denoiser_is_a_clear_error():
 
     with pytest.raises(WhiteBoxError, match="no a UNet denoiser.*--mia-attacks=blackbox"):
         Denoiser(TokenPipeline(), "amused/")
+
+
+def test_fremia_lowpass_keeps_low_frequencies_and_drops_the_checkerboard():
+    import torch
+
+    from mia_checks.attacks.whitebox import lowpass
+
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert lowpass(x, 0) is x  # off
+    assert torch.allclose(lowpass(x, 4), x, atol=1e-5)  # half-width 4 of 8: every frequency kept
+    flat = torch.full((1, 1, 8, 8), 3.0)
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1.0
+    assert torch.allclose(lowpass(flat + checker, 1), flat, atol=1e-5)  # the DC term stays, Nyquist goes
