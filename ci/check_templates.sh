@@ -123,6 +123,7 @@ if problems:
 report = json.loads((exported / "mia-report.json").read_text())
 verdicts = {r["attack"]: r["verdict"] for r in report["results"]}
 leaking = sorted(a for a, v in verdicts.items() if v["leaks"])
+exposing = sorted(e["test"] for e in report.get("exposure", []) if e["findings"])
 failures = {}
 for case in ET.parse(exported / "mia-junit.xml").getroot().iter("testcase"):
     failure = case.find("failure")
@@ -130,8 +131,9 @@ for case in ET.parse(exported / "mia-junit.xml").getroot().iter("testcase"):
         failures[case.get("name")] = failure.get("message", "")
 if (expect == "fail") != bool(leaking):
     problems.append(f"expected the gate to {expect}; leaking attacks: {leaking or 'none'}")
-if sorted(failures) != [f"test_attack[{a}]" for a in leaking]:
-    problems.append(f"JUnit failures {sorted(failures)} are not the leaking attacks {leaking}")
+expected_failures = sorted([f"test_attack[{a}]" for a in leaking] + [f"test_exposure[{t}]" for t in exposing])
+if sorted(failures) != expected_failures:
+    problems.append(f"JUnit failures {sorted(failures)} are not the leaking attacks and exposure tests {expected_failures}")
 for attack in leaking:
     message = failures.get(f"test_attack[{attack}]", "")
     if not message.startswith(f"Failed: {attack} ") or verdicts[attack]["message"] not in message:
