@@ -6,7 +6,9 @@
 #      as its .gitlab-ci.yml: left as shipped it stops at the install step (the placeholder pip spec); pointed at
 #      the test bed it installs mia-checks from this repository at HEAD with the template's own pinned-git-URL
 #      form (mia-checks @ git+file://…@SHA), fails the gate on `leaky`, passes it on `null` (compared with the
-#      leaky run it saved: --mia-compare-fail runs too), and writes every artifact (HTML, Markdown, JSON, JUnit).
+#      leaky run it saved: --mia-compare-fail runs too), and writes every artifact (HTML, Markdown, JSON, JUnit);
+#      as a scheduled pipeline (tracking mode) it reports leaky without failing and publishes the trend of the
+#      saved runs (mia-trend.html, mia-trend.png).
 # Tools, pinned by ci/tools/package-lock.json and ci/tools/requirements.txt, are installed into ignored folders
 # (ci/tools/node_modules, ci/tools/venv) once, and again only when the pins change.
 # Environment: PYTHON (default .venv/bin/python: an environment with mia-checks' dependencies installed),
@@ -167,5 +169,15 @@ step "gitlab-ci-local: the gate on null must pass (compared with the leaky run s
 gate_job "$WORK/null.log" "${TESTBED_VARS[@]}" --variable "MIA_TARGET=$TESTBED/sd-null" \
     || { tail -n 60 "$WORK/null.log"; fail "the gate job failed on null"; }
 check_artifacts pass || { tail -n 40 "$WORK/null.log"; fail "null's artifacts"; }
+
+step "gitlab-ci-local: the scheduled job (tracking mode) on leaky reports without failing and publishes the trend"
+rm -f "$WORK/project"/mia-* && rm -rf "$WORK/project/.gitlab-ci-local/artifacts"
+gate_job "$WORK/schedule.log" "${TESTBED_VARS[@]}" --variable "MIA_TARGET=$TESTBED/sd-leaky" \
+    --variable CI_PIPELINE_SOURCE=schedule || { tail -n 60 "$WORK/schedule.log"; fail "the scheduled job failed"; }
+EXPORTED=$WORK/project/.gitlab-ci-local/artifacts/mia-checks
+grep -q "mia-checks trend: 3 saved runs" "$EXPORTED/mia-trend.html" 2>/dev/null \
+    || { tail -n 40 "$WORK/schedule.log"; fail "no trend page of the 3 saved runs in the scheduled job's artifacts"; }
+[ "$(head -c 4 "$EXPORTED/mia-trend.png" | tail -c 3)" = "PNG" ] || fail "no trend PNG in the scheduled job's artifacts"
+echo "trend published: mia-trend.html and mia-trend.png of 3 saved runs"
 
 step "CI templates proven"

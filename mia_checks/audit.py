@@ -223,7 +223,10 @@ class Audit:
             else:
                 oof = cross_validate(attack.model, x, self.labels, self.settings.folds, self.settings.seed,
                                      None if attack is BASELINE else self.settings.known_fraction, self.query_groups)
-            self._results[attack_id] = evaluate(attack.id, attack.intuition, protocol, oof, seed=self.settings.seed)
+            # The ε lower bound is read at the δ the target declares (pure DP, δ = 0, when it declares none).
+            delta = self.spec.privacy.delta if self.spec.privacy else 0.0
+            self._results[attack_id] = evaluate(attack.id, attack.intuition, protocol, oof, seed=self.settings.seed,
+                                                delta=delta)
         return self._results[attack_id]
 
     def inputs(self, attack: Attack):

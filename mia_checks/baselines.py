@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import MiaUsageError
-from .record import document_problem
+from .record import SCHEMA_VERSION, document_problem
 
 DEFAULT_STORAGE = ".mia-checks"
 # metric name → how to read it from a record; higher is leakier for every one of them.
@@ -40,16 +40,25 @@ class SavedRun:
     def label(self) -> str:
         return f"{self.number:04d}_{self.name}"
 
-    def load(self) -> dict:
-        """The saved run's document, checked: the schema, at least one result, and every number finite (a
-        NaN baseline compares as "no rise" with anything, and an empty one compares nothing)."""
+    def load(self, option: str = "--mia-compare") -> dict:
+        """The saved run's document, checked: its schema version (one saved by a newer mia-checks is refused;
+        older ones are read), the schema, at least one result, and every number finite (a NaN baseline
+        compares as "no rise" with anything, and an empty one compares nothing). `option`: whose error it is."""
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MiaUsageError(f"--mia-compare: cannot read the saved run {self.path}: {exc}") from None
+            raise MiaUsageError(f"{option}: cannot read the saved run {self.path}: {exc}") from None
+        version = document.get("schema_version", 1) if isinstance(document, dict) else 1
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise MiaUsageError(f"{option}: {self.path} has schema_version {json.dumps(version)}, not a positive "
+                                "integer: it was not written by mia-checks.")
+        if version > SCHEMA_VERSION:
+            raise MiaUsageError(f"{option}: {self.path} was saved by a newer mia-checks (run schema {version}; this "
+                                f"one reads schemas 1 to {SCHEMA_VERSION}): upgrade mia-checks, or move the run out "
+                                f"of {self.path.parent}/.")
         problem = document_problem(document) or _vacuous(document)
         if problem:
-            raise MiaUsageError(f"--mia-compare: {self.path} is not a saved mia-checks run ({problem}); pass a report "
+            raise MiaUsageError(f"{option}: {self.path} is not a saved mia-checks run ({problem}); pass a report "
                                 "written by --mia-save, --mia-autosave or --mia-json.")
         return document
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from .baselines import DEFAULT_STORAGE
+
 PATH_OPTIONS = ("--mia-json=", "--mia-html=", "--mia-markdown=", "--mia-exposed-csv=", "--mia-storage=", "--junitxml=")
 
 
@@ -26,15 +28,16 @@ def _absolute_paths(args: list[str]) -> list[str]:
 
 def demo(target: str, extra: list[str]) -> int:
     """Build what the demo needs (cached), then run the pytest gate on it in an empty directory."""
-    from .testbed import ALIASES, ensure_built
+    from .testbed import ALIASES, audit_sets, ensure_built
 
     start = time.perf_counter()
-    root = ensure_built(["data", "clip", target])
     name = ALIASES.get(target, target)
+    members, nonmembers = audit_sets(name)
+    root = ensure_built(["data", "clip", target, members.split("/")[0]])
     args = [
         f"--mia-target={root / name}",
-        f"--mia-members={root / 'data' / 'members'}",
-        f"--mia-nonmembers={root / 'data' / 'nonmembers'}",
+        f"--mia-members={root / members}",
+        f"--mia-nonmembers={root / nonmembers}",
         f"--mia-embedder={root / 'clip'}",
         "--mia-guidance=1",  # the test bed's models were never trained on empty prompts
         "-p", "no:cacheprovider",
@@ -162,15 +165,43 @@ def generate(args: list[str]) -> int:
     return int(code) if command.code is None else command.code
 
 
+def history(storage: str, outputs: list[str]) -> int:
+    """`mia-checks history`: the trend report of the saved runs in `storage`, to each of `outputs`."""
+    from .errors import MiaUsageError
+    from .history import load_series
+    from .reports.trend import FORMATS, write_trend
+
+    try:
+        for path in outputs:
+            if Path(path).suffix.lower() not in FORMATS:
+                raise MiaUsageError(f"--mia-history: {path}: write a {' or a '.join(FORMATS)} file")
+        series = load_series(storage)
+        for path in outputs:
+            write_trend(path, series, storage)
+    except MiaUsageError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return int(pytest.ExitCode.USAGE_ERROR)
+    print(f"mia-checks history: {len(series)} saved run{'s' * (len(series) != 1)} from {storage}/ "
+          f"({series[0].label} … {series[-1].label}) → {', '.join(outputs)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mia-checks", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="audit a built-in test-bed target (default: leaky); extra args go to pytest, "
                                     "e.g. --mia-html=report.html")
-    d.add_argument("--target", default="leaky", help="leaky, mild, null, shadow, ldm-leaky, ldm-null")
+    d.add_argument("--target", default="leaky", help="leaky, mild, null, shadow, ldm-leaky, ldm-null, finetune, "
+                                                     "finetune-null, finetune-dup, finetune-dp-control, finetune-dp50, "
+                                                     "finetune-dp8, finetune-dp1 (or any test-bed target's name)")
     sub.add_parser("generate", add_help=False,
                    help="fill the generation cache ahead of the gate, on one or many processes (accelerate launch); "
                         "the gate's --mia-* options (see mia-checks generate --help)")
+    h = sub.add_parser("history", help="the trend of the saved runs: each attack's gate metric over the runs, and "
+                                       "ε lower bound against declared ε, as an HTML page or a PNG")
+    h.add_argument("--mia-storage", default=DEFAULT_STORAGE, help=f"folder of saved runs (default {DEFAULT_STORAGE})")
+    h.add_argument("--mia-history", action="append", required=True, metavar="PATH",
+                   help="write the trend here: .html (self-contained page) or .png; may be given twice")
     b = sub.add_parser("testbed", help="build the whole test bed into the cache")
     b.add_argument("--cache-dir", type=Path, default=None)
     args, extra = parser.parse_known_args(argv)
@@ -178,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         return demo(args.target, extra)
     if args.command == "generate":
         return generate(extra)
+    if args.command == "history":
+        if extra:
+            parser.error(f"history: unrecognised arguments: {' '.join(extra)}")
+        return history(args.mia_storage, args.mia_history)
     from .testbed.build import main as build_main
 
     return build_main(extra + (["--cache-dir", str(args.cache_dir)] if args.cache_dir else []))

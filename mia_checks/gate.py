@@ -150,3 +150,17 @@ def distribution_shift(baseline: AttackResult, alpha: float) -> DistributionShif
            if shifted else "no evidence of a distribution shift")
     )
     return DistributionShift(shifted, p_value, baseline.accuracy.value, message)
+
+
+def privacy_contradiction(record: dict, privacy: dict | None) -> str | None:
+    """Why an attack's record contradicts the DP budget its target declares (targets.privacy), or None.
+
+    A sound ε lower bound (metrics.epsilon_lower_bound, at the declared δ) above the ε an accountant proved
+    means the training or its accounting is broken: at the bound's confidence, no (ε, δ)-DP mechanism
+    lets this attack do so well. It fails the attack's test like leakage does."""
+    bound = record.get("epsilon_lower_bound")
+    if not privacy or bound is None or bound <= privacy["epsilon"]:
+        return None
+    return (f"{record['attack']}: ε lower bound {bound:.2f} > the declared ε = {privacy['epsilon']:.3g} "
+            f"(δ = {privacy['delta']:.2g}, {privacy['source']}): the DP claim is contradicted; the training "
+            "or its accounting is broken")

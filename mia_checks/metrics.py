@@ -223,3 +223,10 @@ def epsilon_lower_bound(
         if num > 0 and den > 0:
             candidates.append(math.log(num / den))
     return max(candidates)
+
+
+def epsilon_ceiling(positives: int, negatives: int, alpha: float = 0.05, delta: float = 0.0) -> float:
+    """The largest ε lower bound `epsilon_lower_bound` can certify with these counts: that of a perfect attack
+    (no false positive, no false negative). With 0 errors in n, the Clopper–Pearson bound is 1 − (α/2)^(1/n),
+    so the ceiling grows like ln(n) — an audit of 128 + 128 queries cannot certify more than ε ≈ 3.5."""
+    return epsilon_lower_bound(0, negatives, 0, positives, alpha, delta)

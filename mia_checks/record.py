@@ -21,7 +21,8 @@ from .attacks import ATTACKS, WHITE_BOX
 from .attacks.compatibility import decoder_calls_per_generation, skipped, supercondition
 from .exposure import ExposureResult
 from .gate import DistributionShift, Verdict
-from .results import AttackResult
+from .metrics import epsilon_ceiling
+from .results import CONFIDENCE, AttackResult
 
 
 def attack_record(result: AttackResult, verdict: Verdict, shift: DistributionShift | None, calls: int,
@@ -55,11 +56,19 @@ def exposure_record(result: ExposureResult, files: list[str], captions: list[str
     return record
 
 
+# The run document's version, saved with every run (`schema_version`). 1: the documents before it was written
+# (no `schema_version`), which history and comparisons still read; 2: adds `privacy` and `epsilon_bound`.
+SCHEMA_VERSION = 2
+
+
 def run_header(audit, mode: str) -> dict:
     """What the report says about this run, without generating anything; `audit` is the run's Audit, `mode`
     "gate" or "track"."""
     target, settings = audit.target, audit.settings  # the target is cheap: its model loads when first needed
+    privacy = audit.spec.privacy
+    delta = privacy.delta if privacy else 0.0
     return {
+        "schema_version": SCHEMA_VERSION,
         "target": settings.target,
         "target_kind": target.kind,
         "sampling": target.sampling,
@@ -75,6 +84,11 @@ def run_header(audit, mode: str) -> dict:
         "protocol": settings.protocol,
         "query_groups": _groups(*audit.grouping) if settings.protocol == "partial-knowledge" else None,
         "shadow_target": settings.shadow_target,
+        "privacy": None if privacy is None else privacy.to_dict(),
+        # How each attack's ε lower bound is read (results.evaluate), and the most these sets can certify.
+        "epsilon_bound": {"confidence": CONFIDENCE, "delta": delta,
+                          "ceiling": epsilon_ceiling(len(audit.members), len(audit.nonmembers),
+                                                     1 - CONFIDENCE, delta)},
         "folds": settings.folds,
         "seed": settings.seed,
         "generations_per_query": settings.generations,

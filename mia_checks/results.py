@@ -51,7 +51,10 @@ def _nan_to_none(value):
     return value
 
 
-def evaluate(attack: str, intuition: str, protocol: str, oof: OutOfFold, confidence: float = 0.95,
+CONFIDENCE = 0.95  # the confidence of every interval and of the ε lower bound in a run's report
+
+
+def evaluate(attack: str, intuition: str, protocol: str, oof: OutOfFold, confidence: float = CONFIDENCE,
              seed: int = 0, delta: float = 0.0) -> AttackResult:
     y, decisions = oof.labels, oof.decisions
     pos, neg = int((y == 1).sum()), int((y == 0).sum())

@@ -27,7 +27,7 @@ import pytest
 from filelock import FileLock
 
 from mia_checks.store import default_cache_root
-from mia_checks.testbed import ensure_built
+from mia_checks.testbed import audit_sets, ensure_built
 
 TESTS = Path(__file__).parent
 # The suite runs on pytest-xdist workers (pyproject's addopts). The gate runs that tests start are runs of
@@ -58,7 +58,8 @@ def testbed() -> Path:
 
 @pytest.fixture(scope="session")
 def demo_args(testbed: Path, tmp_path_factory):
-    """Command-line args auditing a test-bed target on its members / non-members with the tiny CLIP; the
+    """Command-line args auditing a test-bed target on its members / non-members (audit_sets: the fine-tunes
+    audit data-ft/) with the tiny CLIP; the
     generations and white-box scores are cached for the whole session, shared by the xdist workers (the
     cache is content-addressed and safe for many processes)."""
     cache = session_root(tmp_path_factory) / "generations"
@@ -69,8 +70,7 @@ def demo_args(testbed: Path, tmp_path_factory):
         shared full runs); off, the run holds the attack tests alone, which the other tests count."""
         return [
             f"--mia-target={testbed / target}",
-            f"--mia-members={testbed / 'data' / 'members'}",
-            f"--mia-nonmembers={testbed / 'data' / 'nonmembers'}",
+            *(f"--mia-{name}={testbed / folder}" for name, folder in zip(("members", "nonmembers"), audit_sets(target))),
             f"--mia-embedder={testbed / 'clip'}",
             "--mia-guidance=1",
             f"--mia-cache-dir={cache}",

@@ -12,6 +12,7 @@ import warnings
 import pytest
 
 from mia_checks.errors import MEASUREMENT_ERRORS, DistributionShiftWarning, LeakageWarning
+from mia_checks.gate import privacy_contradiction
 from mia_checks.plugin.session import RECORD_KEY, SESSION_KEY
 from mia_checks.reports.junit import junit_properties
 
@@ -54,7 +55,10 @@ def test_attack(mia_verdict, mia_session, request: pytest.FixtureRequest) -> Non
         # On the test case (what record_property does, without its xunit2 warning); for xunit2 the
         # controller writes them on the test suite (session.MiaSession).
         request.node.user_properties.extend(junit_properties(record))
-    problems = ([verdict.message] if verdict.leaks else []) + (record["baseline"] or {}).get("messages", [])
+    declared = mia_session.get_audit().spec.privacy
+    contradiction = privacy_contradiction(record, declared and declared.to_dict())
+    problems = (([verdict.message] if verdict.leaks else []) + ([contradiction] if contradiction else [])
+                + (record["baseline"] or {}).get("messages", []))
     if problems and mia_session.settings.track:
         warnings.warn(LeakageWarning("tracking mode, not failing: " + "; ".join(problems)), stacklevel=1)
     elif problems:

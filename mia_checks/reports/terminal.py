@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..gate import privacy_contradiction
 from .text import escaped, terminal_text
 
 # Every string of the run document that enters a line passes through an escape: terminal_text by default (the
@@ -39,6 +40,7 @@ def format_header(header: dict, escape: Escape = terminal_text) -> str:
         + f"seed {header['seed']}" + _format_groups(raw.get("query_groups")),
         _format_ablation(header.get("ablation")),
         _format_sampling(header.get("sampling")),
+        _format_privacy(raw.get("privacy"), raw.get("epsilon_bound"), m["n"], n["n"], escape),
         f"gate: {header['gate']}" + ("; tracking mode: leakage and regressions are reported, not failed"
                                      if raw.get("mode") == "track" else ""),
         *_format_skipped(raw.get("skipped") or {}, escape),
@@ -59,6 +61,23 @@ def _format_skipped(skipped: dict[str, str], escape: Escape) -> list[str]:
     for attack, reason in skipped.items():
         by_reason.setdefault(escape(reason), []).append(escape(attack))
     return [f"skipped: {', '.join(attacks)} (white-box): {reason}" for reason, attacks in by_reason.items()]
+
+
+def _format_privacy(privacy: dict | None, bound: dict | None, members: int, nonmembers: int, escape: Escape) -> str:
+    """The DP budget the target declares, and how the "ε lower bd" column reads: at which δ, and the most these
+    sets can certify (metrics.epsilon_ceiling). Runs saved before schema 2 have neither."""
+    if not bound:
+        return ""
+    reach = (f"ε lower bd: {100 * bound['confidence']:g}% confidence at δ = {bound['delta']:.2g}; at most "
+             f"{bound['ceiling']:.2f} can be certified with {members} + {nonmembers} queries")
+    if not privacy:
+        return reach + " (the target declares no DP budget: δ = 0, pure DP)"
+    known = (("mechanism", "{}"), ("noise_multiplier", "noise multiplier {:.3g}"),
+             ("max_grad_norm", "clipping {:g}"), ("steps", "{} steps"), ("accountant", "{} accountant"))
+    details = ", ".join(fmt.format(escape(privacy[k]) if isinstance(privacy[k], str) else privacy[k])
+                        for k, fmt in known if privacy.get(k) is not None)
+    return (f"privacy: declared ε = {privacy['epsilon']:.3g}, δ = {privacy['delta']:.2g}"
+            + (f" ({details})" if details else "") + f" in {escape(privacy['source'])}\n" + reach)
 
 
 def _format_groups(groups: dict | None) -> str:
@@ -198,10 +217,13 @@ def outcome(document: dict, escape: Escape = terminal_text) -> str:
     if exposing:
         parts.append(" and ".join(f"{e['test']} flags {len(e['flagged'])} of {e['members']} members"
                                   for e in exposing))
+    contradicted = [r["attack"] for r in records if privacy_contradiction(r, document.get("privacy"))]
+    if contradicted:
+        parts.append(f"the declared DP budget is contradicted by {names(contradicted)}'s ε lower bound")
     if document.get("baseline"):
         parts.append(f"{len(regressed)} regressed against {escape(document['baseline']['run'])}"
                      + (f" ({names(regressed)})" if regressed else ""))
-    found = leaking or regressed or exposing
+    found = leaking or regressed or exposing or contradicted
     failed = bool(errors) or (found and document.get("mode") != "track")
     word = "FAIL" if failed else ("PASS (tracking mode)" if found else "PASS")
     return f"{word}: " + "; ".join(parts)

@@ -15,6 +15,7 @@ Families, one module each (`resolve(...) -> TargetSpec`, `load(spec, ...) -> Tar
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import MiaUsageError
@@ -22,6 +23,7 @@ from . import callable as callable_kind
 from . import diffusers, min_dalle, seq2seq
 from .base import CALLABLE, DIFFUSERS, MIN_DALLE, SEQ2SEQ, GenerationSettings, Target, TargetSpec, resolve_device
 from .callable import is_callable_spec
+from .privacy import read_declared_privacy
 
 
 def resolve(spec: str, option: str = "--mia-target", *, allow_pickle: bool = False, config: str | None = None,
@@ -35,10 +37,12 @@ def resolve(spec: str, option: str = "--mia-target", *, allow_pickle: bool = Fal
         raise MiaUsageError(f"{option}: {spec} does not exist. Give a diffusers pipeline folder, a single-file "
                             "checkpoint (.safetensors) or package.module:function.")
     if seq2seq.is_seq2seq_folder(path):
-        return seq2seq.resolve(path, spec, option, allow_pickle, lora)
-    if min_dalle.is_min_dalle_folder(path):
-        return min_dalle.resolve(path, spec, option, allow_pickle, lora)
-    return diffusers.resolve(path, spec, option, allow_pickle, config, lora)
+        resolved = seq2seq.resolve(path, spec, option, allow_pickle, lora)
+    elif min_dalle.is_min_dalle_folder(path):
+        resolved = min_dalle.resolve(path, spec, option, allow_pickle, lora)
+    else:
+        resolved = diffusers.resolve(path, spec, option, allow_pickle, config, lora)
+    return replace(resolved, privacy=read_declared_privacy(path, option)) if path.is_dir() else resolved
 
 
 def load(spec: TargetSpec, settings: GenerationSettings, allow_pickle: bool = False, identity: str | None = None,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..access.base import TOKEN_KINDS
+from .privacy import DeclaredPrivacy
 
 # The families of targets, each a module of this package that resolves and loads its kind.
 DIFFUSERS, SEQ2SEQ, MIN_DALLE, CALLABLE = "diffusers", "seq2seq", "min-dalle", "callable"
@@ -46,6 +47,8 @@ class TargetSpec:
     # Denoiser targets: the noise scheduler's training timesteps (its config's num_train_timesteps), which
     # bound the timesteps a white-box attack may probe; None when its config cannot be read before loading.
     scheduler_steps: int | None = None
+    # The (ε, δ) its folder declares (privacy.json), None when it declares none.
+    privacy: DeclaredPrivacy | None = None
 
     @property
     def is_token_model(self) -> bool:

@@ -21,6 +21,9 @@ Artifacts (each a folder under <cache>/testbed/v<BUILDER_VERSION>/):
 - sd-finetune, sd-finetune-null: sd-base fine-tuned the train_text_to_image.py way on ft_members / ft_null
 - sd-finetune-dup: the same on ft_members with planted duplicates (5 members 20× each, named in build.json):
                         the ground truth of the memorisation and regurgitation tests
+- sd-finetune-dp-control, sd-finetune-dp50, -dp8, -dp1: the same recipe on ft_members with DP-SGD (dp.py): per-sample
+                        clipping alone (the control), and noise for ε ≈ 50, 8, 1; each folder's privacy.json
+                        declares what the accountant proved
 
 Independent artifacts train in two processes of one thread each (on 2 cores that beats one process of two
 threads); a file lock per artifact lets pytest-xdist workers and the demo share one build.
@@ -36,6 +39,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from ..store import default_cache_root
+from ..targets.privacy import PRIVACY_FILE
 
 BUILDER_VERSION = "2"
 # An artifact's recipe version, bumped when its recipe changes: a folder built by an older recipe (its
@@ -72,14 +76,19 @@ TARGETS = {
 EARLY_STOPS = {"sd-mild": ("sd-leaky", MILD_STEPS)}  # saved from the run of another target
 # The realistic setting (finetune.py): a pretrained base, fine-tuned briefly on 128 members.
 PRETRAIN_STEPS = 2500  # batch 64: ≈ 128 epochs of the 1,253 pretraining images
-FINETUNES = {"sd-finetune": "ft_members", "sd-finetune-null": "ft_null", "sd-finetune-dup": "ft_members"}
+FINETUNES = {"sd-finetune": "ft_members", "sd-finetune-null": "ft_null", "sd-finetune-dup": "ft_members",
+             "sd-finetune-dp-control": "ft_members", "sd-finetune-dp50": "ft_members", "sd-finetune-dp8": "ft_members",
+             "sd-finetune-dp1": "ft_members"}
 # Rough seconds on one core, to start the longest jobs first.
-COST = {"sd-base": 400, "sd-finetune-dup": 120, "amused-leaky": 170, "amused-null": 170, "ldm-leaky": 150, "ldm-null": 150, "sd-leaky": 110,
+COST = {"sd-base": 400, "sd-finetune-dup": 120, "sd-finetune-dp-control": 170, "sd-finetune-dp50": 170,
+        "sd-finetune-dp8": 170, "sd-finetune-dp1": 170, "amused-leaky": 170, "amused-null": 170, "ldm-leaky": 150, "ldm-null": 150, "sd-leaky": 110,
         "sd-null": 110, "sd-shadow": 110, "lora-leaky": 110, "vae": 40, "vq": 40, "amused-vq": 40, "clip": 35,
         "clip-hf": 35, "blip": 60, "blip-itm": 35}
 COST |= {"dalle-leaky": 90, "dalle-null": 90, "min-dalle-vqgan": 60, "min-dalle-leaky": 45, "min-dalle-null": 45}
 ALIASES = {"leaky": "sd-leaky", "mild": "sd-mild", "null": "sd-null", "shadow": "sd-shadow",
-           "finetune": "sd-finetune", "finetune-null": "sd-finetune-null", "finetune-dup": "sd-finetune-dup"}
+           "finetune": "sd-finetune", "finetune-null": "sd-finetune-null", "finetune-dup": "sd-finetune-dup",
+           "finetune-dp-control": "sd-finetune-dp-control", "finetune-dp50": "sd-finetune-dp50",
+           "finetune-dp8": "sd-finetune-dp8", "finetune-dp1": "sd-finetune-dp1"}
 DERIVED = {"single-file": "sd-leaky", "lora-leaky": "sd-null"}  # artifact → the target it is made from
 EMBEDDERS = ("clip", "clip-hf", "blip", "blip-itm")  # trained on the public split; clip-hf uses the tokenizer
 ALL_ARTIFACTS = ("data", "tokenizer", "vae", "vq", "amused-vq", *EMBEDDERS, "min-dalle-vqgan", *TARGETS, *EARLY_STOPS,
@@ -323,12 +332,19 @@ def _build_finetune(root: Path, out: Path, name: str) -> dict:
     import numpy as np
     from diffusers import StableDiffusionPipeline
 
+    from .dp import DP_RECIPE, DP_TARGETS, dp_finetune
     from .finetune import PLANTED, RECIPE, finetune, plant_duplicates
 
     pipe = StableDiffusionPipeline.from_pretrained(root / "sd-base")
     split = f"data-ft/{FINETUNES[name]}"
     images, captions = _load_split(root, split)
     info: dict = {"base": "sd-base", "split": split, **RECIPE}
+    if name in DP_TARGETS:
+        privacy = dp_finetune(pipe, images, captions, seed=SEED + 4, target_epsilon=DP_TARGETS[name])
+        pipe.save_pretrained(out, safe_serialization=True)
+        if privacy["epsilon"] is not None:  # the control declares nothing: it has no guarantee
+            (out / PRIVACY_FILE).write_text(json.dumps(privacy, indent=2) + "\n")
+        return {**info, **DP_RECIPE, "target_epsilon": DP_TARGETS[name], "privacy": privacy}
     if name == "sd-finetune-dup":
         names = [json.loads(line)["file_name"] for line in (root / split / "metadata.jsonl").read_text().splitlines()]
         planted = plant_duplicates(len(images), seed=SEED + 5)

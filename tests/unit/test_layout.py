@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("inputs", ("data", "features", "protocol", "access.base")),
     ("models", ("targets", "access", "embedders", "captioning", "results")),
     ("measuring", ("generation", "measurements", "attacks", "exposure", "gate")),
-    ("the run", ("settings", "record", "baselines")),
+    ("the run", ("settings", "record", "baselines", "history")),
     ("orchestration", ("preflight", "audit")),
     ("reports", ("reports",)),
     ("front ends", ("plugin", "gate_tests", "testbed", "cli")),
