@@ -75,7 +75,7 @@ def utility(root: Path, target: str) -> dict:
     torch.manual_seed(0)
     pipe = StableDiffusionPipeline.from_pretrained(root / ALIASES.get(target, target), safety_checker=None)
     pipe.set_progress_bar_config(disable=True)
-    images, captions = _load_split(root, audit_sets(target)[1])
+    images, captions = _load_split(root, audit_sets("finetune")[1])  # every target on the fine-tunes' non-members
     with torch.no_grad():
         latents = encode_latents(pipe.vae, images)
         hidden = pipe.text_encoder(tokenize(pipe.tokenizer, captions))[0]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -33,3 +36,18 @@ def rewrite_manifest(folder: Path, edit: Callable[[list[dict]], None]) -> None:
 def without(args: list[str], *options: str) -> list[str]:
     """Command-line args less those that set any of `options` (e.g. "--mia-target")."""
     return [a for a in args if not any(a.startswith(o + "=") for o in options)]
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def find_chromium() -> str:
+    """Headless Chromium's path: skipped when missing, failed where .ci/run requires it."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        # .ci/run installs Debian's chromium and sets this: there, a missing browser is a failure, not a skip.
+        if os.environ.get("MIA_CHECKS_REQUIRE_CHROMIUM"):
+            pytest.fail("chromium is not installed (apt-get install chromium)")
+        pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium)")
+    return found

@@ -68,10 +68,11 @@ def _format_privacy(privacy: dict | None, bound: dict | None, members: int, nonm
     sets can certify (metrics.epsilon_ceiling). Runs saved before schema 2 have neither."""
     if not bound:
         return ""
-    reach = (f"ε lower bd: {100 * bound['confidence']:g}% confidence at δ = {bound['delta']:.2g}; at most "
-             f"{bound['ceiling']:.2f} can be certified with {members} + {nonmembers} queries")
+    ceiling = f"at most {bound['ceiling']:.2f} can be certified with {members} + {nonmembers} queries"
     if not privacy:
-        return reach + " (the target declares no DP budget: δ = 0, pure DP)"
+        return (f"ε lower bd: {100 * bound['confidence']:g}% confidence, pure DP (δ = 0: the target declares no DP "
+                f"budget); {ceiling}")
+    reach = f"ε lower bd: {100 * bound['confidence']:g}% confidence at δ = {bound['delta']:.2g}; {ceiling}"
     known = (("mechanism", "{}"), ("noise_multiplier", "noise multiplier {:.3g}"),
              ("max_grad_norm", "clipping {:g}"), ("steps", "{} steps"), ("accountant", "{} accountant"))
     details = ", ".join(fmt.format(escape(privacy[k]) if isinstance(privacy[k], str) else privacy[k])

@@ -10,10 +10,9 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import CHROMIUM_FLAGS, find_chromium
 
 from mia_checks.testbed.dp import DP_TARGETS
-
-from .test_release_gate import CHROMIUM_FLAGS, _chromium
 
 
 def test_the_epsilon_lower_bounds_on_the_eps1_target_stay_at_or_below_its_declared_epsilon(gate, demo_args):
@@ -76,7 +75,7 @@ def test_the_saved_dp_series_is_ordered_as_measured_and_its_trend_renders(dp_ser
                            f"--mia-history={png}"], cwd=folder, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "4 saved runs from .mia-checks/ (0001_dp-control … 0004_dp1)" in done.stdout
-    chromium = _chromium()
+    chromium = find_chromium()
     browser = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([*browser, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert '<figure id="trend"><svg' in dom and dom.count("<tr>") == 5

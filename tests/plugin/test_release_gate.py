@@ -4,12 +4,11 @@ HTML / Markdown reports."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 
 import pytest
+from helpers import CHROMIUM_FLAGS, find_chromium
 
 
 def test_save_then_compare_passes_on_the_same_model_and_fails_when_a_leakier_one_replaces_it(pytester, demo_args):
@@ -71,25 +70,11 @@ def test_compare_with_nothing_saved_says_so(null_run):
     null_run.stdout.fnmatch_lines(["baseline: no saved run in .mia-checks/ yet: nothing to compare*"])
 
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        # .ci/run installs Debian's chromium and sets this: there, a missing browser is a failure, not a skip.
-        if os.environ.get("MIA_CHECKS_REQUIRE_CHROMIUM"):
-            pytest.fail("chromium is not installed (apt-get install chromium)")
-        pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium)")
-    return found
-
-
 def test_html_report_renders_in_headless_chromium_with_its_plots(demo_run, tmp_path):
     import numpy as np
     from PIL import Image
 
-    chromium = _chromium()
+    chromium = find_chromium()
     demo_run.stdout.fnmatch_lines(["HTML report: */out/report.html", "Markdown summary: */out/summary.md"])
     html = demo_run.path / "out" / "report.html"
     # Self-contained: every image and link is inline (data: URIs, #anchors), nothing is fetched.
