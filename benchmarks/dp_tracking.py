@@ -138,7 +138,9 @@ def main() -> None:
         bounds = np.array([r["eps_lb"] for r in rows])
         declared = rows[0]["declared"]
         sound = "n/a (no DP claim)" if declared is None else f"{int((bounds <= declared).sum())}/{len(rows)} ≤ declared"
-        print(f"{target}: declared ε {declared}; best white-box AUC mean {aucs.mean():.3f} (seeds {aucs.min():.3f}–"
+        highs = np.array([r["auc"].high for r in rows])
+        print(f"{target}: declared ε {declared}; best white-box AUC mean {aucs.mean():.3f} [mean 95% interval "
+              f"{lows.mean():.3f}, {highs.mean():.3f}] (seeds {aucs.min():.3f}–"
               f"{aucs.max():.3f}; lower bound > 0.5 in {int((lows > 0.5).sum())}/{len(rows)}); TPR@1%FPR mean "
               f"{np.nanmean(tprs):.3f}; best attacks {sorted({r['best'] for r in rows})}; largest ε lower bound "
               f"mean {bounds.mean():.2f}, max {bounds.max():.2f}; {sound}; {time.perf_counter() - start:.0f} s",
