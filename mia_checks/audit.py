@@ -223,11 +223,14 @@ class Audit:
             else:
                 oof = cross_validate(attack.model, x, self.labels, self.settings.folds, self.settings.seed,
                                      None if attack is BASELINE else self.settings.known_fraction, self.query_groups)
-            # The ε lower bound is read at the δ the target declares (pure DP, δ = 0, when it declares none).
-            delta = self.spec.privacy.delta if self.spec.privacy else 0.0
             self._results[attack_id] = evaluate(attack.id, attack.intuition, protocol, oof, seed=self.settings.seed,
-                                                delta=delta)
+                                                delta=self.epsilon_delta)
         return self._results[attack_id]
+
+    @property
+    def epsilon_delta(self) -> float:
+        """The δ at which each ε lower bound is read: the one the target declares (pure DP, δ = 0, when none)."""
+        return self.spec.privacy.delta if self.spec.privacy else 0.0
 
     def inputs(self, attack: Attack):
         """What an attack reads: the generation features (black-box) or its probe's measurements (white-box)."""

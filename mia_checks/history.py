@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .baselines import ResultsStore, SavedRun
+from .baselines import ResultsStore, SavedRun, metric_value
 from .errors import MiaUsageError
 
 DEFAULT_METRIC = "auc"  # the gate metric of runs whose settings do not say (settings.gate_metric's default)
@@ -20,7 +20,7 @@ DEFAULT_METRIC = "auc"  # the gate metric of runs whose settings do not say (set
 class Point:
     """One attack's gate metric in one run."""
 
-    value: float
+    value: float | None  # None where the run could not measure it (TPR@1%FPR below 100 non-members)
     low: float | None
     high: float | None
     threshold: float
@@ -33,7 +33,7 @@ class RunSummary:
     label: str  # the saved run's label, 0003_dp8
     target: str
     checkpoint: str | None  # its sha256, for a folder or file target
-    metric: str
+    metric: str  # the series' metric (the latest run's gate metric)
     mode: str  # gate or track
     members: int
     nonmembers: int
@@ -50,15 +50,22 @@ class RunSummary:
         return max(bounds, key=lambda ab: ab[1]) if bounds else None
 
 
-def summarize(run: SavedRun, document: dict) -> RunSummary:
-    """What the trend report reads of one saved run's document (already checked by SavedRun.load)."""
-    metric = (document.get("settings") or {}).get("gate_metric") or DEFAULT_METRIC
+def gate_metric(document: dict) -> str:
+    return (document.get("settings") or {}).get("gate_metric") or DEFAULT_METRIC
+
+
+def summarize(run: SavedRun, document: dict, metric: str) -> RunSummary:
+    """What the trend report reads of one saved run's document (already checked by SavedRun.load), in `metric`.
+    The threshold is the run's own where it was gated on `metric`, NaN (not drawn) where it was gated on another."""
+    own_threshold = gate_metric(document) == metric
     points = {}
     for record in document["results"]:
-        estimate = record.get(metric) if isinstance(record.get(metric), dict) else record["auc"]
+        estimate = record.get(metric)  # accuracy, auc, advantage: {value, low, high}; tpr@1%fpr a bare number
+        low, high = (estimate.get("low"), estimate.get("high")) if isinstance(estimate, dict) else (None, None)
         verdict = record.get("verdict") or {}
-        points[record["attack"]] = Point(estimate["value"], estimate.get("low"), estimate.get("high"),
-                                         verdict.get("threshold", float("nan")), bool(verdict.get("leaks")),
+        points[record["attack"]] = Point(metric_value(record, metric), low, high,
+                                         verdict.get("threshold", float("nan")) if own_threshold else float("nan"),
+                                         bool(verdict.get("leaks")),
                                          record.get("epsilon_lower_bound"))
     privacy = document.get("privacy") or {}
     return RunSummary(
@@ -80,7 +87,9 @@ def load_series(storage: str, option: str = "--mia-storage") -> list[RunSummary]
     if not runs:
         raise MiaUsageError(f"{option}: no saved runs in {storage}/ (runs are saved there by --mia-save or "
                             "--mia-autosave; --mia-storage names another folder).")
-    return [summarize(run, run.load(option)) for run in runs]
+    documents = [run.load(option) for run in runs]
+    metric = gate_metric(documents[-1])  # one metric for the whole series: the latest run's gate metric
+    return [summarize(run, document, metric) for run, document in zip(runs, documents)]
 
 
 def attacks_of(series: list[RunSummary]) -> list[str]:

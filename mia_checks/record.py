@@ -65,8 +65,7 @@ def run_header(audit, mode: str) -> dict:
     """What the report says about this run, without generating anything; `audit` is the run's Audit, `mode`
     "gate" or "track"."""
     target, settings = audit.target, audit.settings  # the target is cheap: its model loads when first needed
-    privacy = audit.spec.privacy
-    delta = privacy.delta if privacy else 0.0
+    privacy, delta = audit.spec.privacy, audit.epsilon_delta
     return {
         "schema_version": SCHEMA_VERSION,
         "target": settings.target,

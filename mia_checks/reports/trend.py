@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 from ..history import RunSummary, attacks_of
+from ..settings import THRESHOLD_RANGES
 from .html import MEMBER, NONMEMBER, _pyplot, _svg
 
 TEMPLATE = Path(__file__).with_name("templates") / "trend.html"
@@ -47,7 +48,8 @@ def trend_figure(series: list[RunSummary]):
 
 def _metric_panel(ax, attack: str, series: list[RunSummary]) -> None:
     metric = series[-1].metric
-    runs = [(i, run.points[attack]) for i, run in enumerate(series) if attack in run.points]
+    runs = [(i, run.points[attack]) for i, run in enumerate(series)
+            if attack in run.points and run.points[attack].value is not None]
     for i, p in runs:
         low = p.value - p.low if p.low is not None else 0.0
         high = p.high - p.value if p.high is not None else 0.0
@@ -57,7 +59,8 @@ def _metric_panel(ax, attack: str, series: list[RunSummary]) -> None:
     ax.step([i for i, _ in runs], [p.threshold for _, p in runs], where="mid", color="black", ls="--", lw=1,
             label="threshold")
     ax.set_title(f"{attack}: {metric}", fontsize=9)
-    ax.set_ylim(0, 1.02)
+    low, high = THRESHOLD_RANGES.get(metric, (0.0, 1.0))
+    ax.set_ylim(low, high + 0.02)
     ax.axhline(0.5 if metric in ("auc", "accuracy") else 0.0, color="grey", lw=0.6, ls=":")
 
 

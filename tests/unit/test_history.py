@@ -89,3 +89,24 @@ def test_history_usage_errors_exit_4_with_the_option_named(args, message, capsys
     monkeypatch.chdir(tmp_path)
     assert main(["history", *args]) == 4
     assert message in capsys.readouterr().err
+
+
+def test_the_series_reads_each_run_in_the_latest_run_s_gate_metric(storage):
+    """A run gated on TPR@1%FPR is drawn in it, not in AUC; an earlier run gated on AUC shows its TPR@1%FPR
+    with no threshold (it was not judged on that metric)."""
+    latest = json.loads((storage / "0003_dp1.json").read_text())
+    latest["settings"]["gate_metric"] = "tpr@1%fpr"
+    for record in latest["results"]:
+        record["tpr_at_1pct_fpr"] = 0.25
+        record["verdict"]["threshold"] = 0.1
+    (storage / "0003_dp1.json").write_text(json.dumps(latest))
+    series = load_series(str(storage))
+    assert {r.metric for r in series} == {"tpr@1%fpr"}
+    assert series[2].points["loss"].value == 0.25 and series[2].points["loss"].threshold == 0.1
+    assert series[2].points["loss"].low is None
+    earlier = series[0].points["loss"]
+    assert earlier.value == json.loads(LEAKY.read_text())["results"][7]["tpr_at_1pct_fpr"]
+    assert earlier.threshold != earlier.threshold  # NaN: not drawn
+    from mia_checks.reports.trend import render_trend_html
+
+    assert "loss: tpr@1%fpr" in render_trend_html(series, str(storage))
