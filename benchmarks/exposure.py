@@ -1,6 +1,7 @@
 """The exposure tests on ground truth, over seeds (run by hand; issue 21):
 
     python benchmarks/exposure.py --seeds 20 [--targets finetune-dup,finetune,finetune-null] [--tests memorization]
+    python benchmarks/exposure.py --seeds 20 --targets emoji-finetune-dup,emoji-finetune,emoji-finetune-null
 
 `finetune-dup` is `sd-base` fine-tuned on the 128 members with 5 of them planted 20× each (build.json names
 them); `finetune` the same recipe without duplicates; `finetune-null` never saw the members. Per target and
@@ -20,8 +21,8 @@ import numpy as np
 
 from mia_checks.audit import Audit
 from mia_checks.settings import build_settings
-from mia_checks.testbed import audit_sets, ensure_built
-from mia_checks.testbed.build import ALIASES
+from mia_checks.testbed import audit_sets, embedder_for, ensure_built
+from mia_checks.testbed.build import ALIASES, audit_options
 
 
 def planted(root: Path, target: str) -> set[str]:
@@ -30,9 +31,7 @@ def planted(root: Path, target: str) -> set[str]:
 
 
 def run(target: str, seed: int, root: Path, cache: str, tests: list[str], generations: int | None):
-    members, nonmembers = (str(root / s) for s in audit_sets(target))
-    raw = {"target": str(root / ALIASES.get(target, target)), "members": members, "nonmembers": nonmembers,
-           "embedder": str(root / "clip"), "guidance": "1", "seed": str(seed), "cache-dir": cache,
+    raw = {**audit_options(root, target), "seed": str(seed), "cache-dir": cache,
            "attacks": "all", "generations": None if generations is None else str(generations)}
     audit = Audit(build_settings(raw), progress=False)
     files = [f.name for f in audit.members.files]
@@ -87,7 +86,7 @@ def main() -> None:
     parser.add_argument("--templates", action="store_true", help="also measure whether template copies count")
     args = parser.parse_args()
     targets, tests = args.targets.split(","), args.tests.split(",")
-    root = ensure_built(["data", "clip", *targets])
+    root = ensure_built(["data", "clip", *{embedder_for(t) for t in targets}, *targets])
     with tempfile.TemporaryDirectory() as cache:
         if args.templates:
             template_copies(root, cache)

@@ -4,10 +4,11 @@ over many seeds (run by hand).
     python benchmarks/gate_false_alarms.py --seeds 20 [--targets null,leaky,mild,finetune,finetune-null]
                                            [--attacks all] [--metric auc] [--rule bound] [--generations K]
     python benchmarks/gate_false_alarms.py --seeds 20 --targets dalle-null,dalle-leaky
+    python benchmarks/gate_false_alarms.py --seeds 20 --targets emoji-finetune,emoji-lora,emoji-finetune-null [--small]
 
 Each seed changes the generation noise, the white-box noise, the folds and the attack models; the
 reference images stay fixed (each target's own audited sets: 32 vs 32 for the from-scratch targets,
-128 vs 128 for the fine-tunes). A run "passes" when no attack's verdict leaks. Uses the same Audit the
+128 vs 128 for the fine-tunes, 256 vs 256 for the emoji tier's or with --small its tests' 128 vs 128). A run "passes" when no attack's verdict leaks. Uses the same Audit the
 plugin uses, with the default settings and the demo's guidance 1.
 
 With --draw-sets every seed also re-draws the reference sets from a larger pool of images, class-matched
@@ -32,14 +33,14 @@ import numpy as np
 
 from mia_checks.audit import Audit
 from mia_checks.settings import build_settings
-from mia_checks.testbed import audit_sets, ensure_built
-from mia_checks.testbed.build import ALIASES, FINETUNES, TARGETS
+from mia_checks.testbed import audit_sets, embedder_for, ensure_built
+from mia_checks.testbed.build import ALIASES, FINETUNES, TARGETS, audit_options
 
 SCRATCH_POOL = ("data/members", "data/nonmembers", "data/shadow_members", "data/shadow_nonmembers")
 FINETUNE_POOL = ("data-ft/ft_members", "data-ft/ft_nonmembers", "data-ft/ft_null")
 
 LEAKY = {"leaky", "mild", "finetune", "sd-leaky", "sd-mild", "sd-finetune", "ldm-leaky", "lora-leaky", "dalle-leaky",
-         "amused-leaky"}
+         "amused-leaky", "emoji-finetune", "emoji-finetune-dup", "emoji-lora"}
 
 
 def _rows(folder) -> list[dict]:
@@ -87,19 +88,17 @@ def drawn_sets(target: str, seed: int, root: Path, work: Path) -> tuple[str, str
     return _write(members, folder / "members"), _write(nonmembers, folder / "nonmembers")
 
 
-def run(target: str, seed: int, root, cache: str, args) -> tuple[bool, dict[str, float], list[str]]:
-    members, nonmembers = audit_sets(target)
-    members, nonmembers = str(root / members), str(root / nonmembers)
+def run(target: str, seed: int, root, cache: str, args) -> tuple[bool, dict[str, float], list[str], bool]:
+    raw = audit_options(root, target, small=args.small)
     if args.draw_sets:
-        members, nonmembers = drawn_sets(target, seed, root, Path(cache) / "sets")
-    raw = {"target": str(root / ALIASES.get(target, target)), "members": members,
-           "nonmembers": nonmembers, "embedder": str(root / "clip"), "guidance": "1",
-           "seed": str(seed), "cache-dir": cache, "gate-rule": args.rule, "gate-metric": args.metric,
-           "attacks": args.attacks, "generations": None if args.generations is None else str(args.generations)}
+        raw["members"], raw["nonmembers"] = drawn_sets(target, seed, root, Path(cache) / "sets")
+    raw |= {"seed": str(seed), "cache-dir": cache, "gate-rule": args.rule, "gate-metric": args.metric,
+            "attacks": args.attacks, "generations": None if args.generations is None else str(args.generations)}
     audit = Audit(build_settings(raw), progress=False)
     verdicts = {a: audit.verdict(a) for a in audit.attacks}
     leaking = [a for a, v in verdicts.items() if v.leaks]
-    return not leaking, {a: v.value for a, v in verdicts.items()}, leaking
+    shifted = audit.distribution_shift().shifted  # the no-model guard: the sets differ without any model
+    return not leaking, {a: v.value for a, v in verdicts.items()}, leaking, shifted
 
 
 def main() -> None:
@@ -112,25 +111,31 @@ def main() -> None:
     parser.add_argument("--rule", default="bound", choices=["bound", "point"])
     parser.add_argument("--generations", type=int, default=None, help="default: the plugin's")
     parser.add_argument("--draw-sets", action="store_true", help="re-draw the reference sets at every seed")
+    parser.add_argument("--small", action="store_true", help="the emoji tier's 128 + 128 slice (the tests') instead "
+                                                            "of its 256 + 256")
     args = parser.parse_args()
     targets = args.targets.split(",")
-    root = ensure_built(["data", "clip", *targets])
+    if args.draw_sets and any(t.startswith("emoji-") for t in targets):
+        parser.error("--draw-sets draws digits by class; the emoji tier's sets are drawn once, category-paired")
+    root = ensure_built(["data", *{embedder_for(t) for t in targets}, *targets])
     print(f"gate: metric {args.metric}, rule {args.rule}, attacks {args.attacks}; {args.seeds} seeds; "
           + ("reference sets re-drawn at every seed, class-matched" if args.draw_sets else "fixed reference sets"))
     with tempfile.TemporaryDirectory() as cache:
         for target in targets:
-            start, passes, caught_by = time.perf_counter(), 0, Counter()
+            start, passes, caught_by, shifts = time.perf_counter(), 0, Counter(), 0
             for seed in range(args.first_seed, args.first_seed + args.seeds):
-                passed, values, leaking = run(target, seed, root, cache, args)
+                passed, values, leaking, shifted = run(target, seed, root, cache, args)
                 passes += passed
+                shifts += shifted
                 caught_by.update(leaking)
                 best = max(values, key=values.get)
                 print(f"{target} seed {seed:2d}: {'pass' if passed else 'FAIL ' + ','.join(leaking)}  "
-                      f"best {best} {values[best]:.3f}", flush=True)
+                      f"best {best} {values[best]:.3f}" + ("  (shift guard warned)" if shifted else ""), flush=True)
             want = "failed" if target in LEAKY else "passed"
             count = args.seeds - passes if target in LEAKY else passes
             print(f"== {target}: the whole run {want} in {count}/{args.seeds} seeds ({100 * count / args.seeds:.0f}%); "
-                  f"failing attacks: {dict(caught_by.most_common()) or 'none'}; {time.perf_counter() - start:.0f} s",
+                  f"failing attacks: {dict(caught_by.most_common()) or 'none'}; shift guard warned in {shifts}; "
+                  f"{time.perf_counter() - start:.0f} s",
                   flush=True)
 
 

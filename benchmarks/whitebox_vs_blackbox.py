@@ -1,6 +1,7 @@
 """The white-box family against the paper's black-box six, on the same sets and targets (run by hand).
 
     python benchmarks/whitebox_vs_blackbox.py [--targets leaky,mild,finetune,finetune-null,ldm-leaky,lora-leaky]
+    python benchmarks/whitebox_vs_blackbox.py --targets emoji-finetune,emoji-lora,emoji-finetune-null
 
 Per target, with empty caches, measured side by side in one run:
 - the black-box verdict's wall time: generation (25 DDIM steps × K = 2 per query), embeddings, the six
@@ -20,8 +21,8 @@ import time
 
 from mia_checks.audit import Audit
 from mia_checks.settings import build_settings
-from mia_checks.testbed import audit_sets, ensure_built
-from mia_checks.testbed.build import ALIASES
+from mia_checks.testbed import embedder_for, ensure_built
+from mia_checks.testbed.build import audit_options
 
 
 def timed(fn):
@@ -31,12 +32,8 @@ def timed(fn):
 
 
 def audit(root, target: str, cache: str, seed: int) -> Audit:
-    members, nonmembers = audit_sets(target)
-    name, lora = (("sd-null", "lora-leaky") if target == "lora-leaky" else (ALIASES.get(target, target), None))
-    raw = {"target": str(root / name), "lora": str(root / lora) if lora else None, "members": str(root / members),
-           "nonmembers": str(root / nonmembers), "embedder": str(root / "clip"), "guidance": "1", "seed": str(seed),
-           "cache-dir": cache}
-    return Audit(build_settings(raw), progress=False)
+    return Audit(build_settings({**audit_options(root, target), "seed": str(seed), "cache-dir": cache}),
+                 progress=False)
 
 
 def main() -> None:
@@ -45,8 +42,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     targets = args.targets.split(",")
-    root = ensure_built(["data", "clip", *(("sd-null", "lora-leaky") if "lora-leaky" in targets else ()),
-                        *(t for t in targets if t != "lora-leaky")])
+    root = ensure_built(["data", *{embedder_for(t) for t in targets}, *targets])
     print("| target | attack | access | AUC | TPR@1%FPR | accuracy | calls/img | seconds |")
     print("|---|---|---|---|---|---|---|---|")
     summary = []

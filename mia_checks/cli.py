@@ -28,17 +28,21 @@ def _absolute_paths(args: list[str]) -> list[str]:
 
 def demo(target: str, extra: list[str]) -> int:
     """Build what the demo needs (cached), then run the pytest gate on it in an empty directory."""
-    from .testbed import ALIASES, audit_sets, ensure_built
+    from .testbed import ALIASES, audit_sets, embedder_for, ensure_built
+    from .testbed.build import ADAPTERS
 
     start = time.perf_counter()
     name = ALIASES.get(target, target)
     members, nonmembers = audit_sets(name)
-    root = ensure_built(["data", "clip", target, members.split("/")[0]])
+    embedder = embedder_for(name)
+    root = ensure_built(["data", embedder, name, members.split("/")[0]])
+    target_args = ([f"--mia-target={root / ADAPTERS[name]}", f"--mia-lora={root / name}"] if name in ADAPTERS
+                   else [f"--mia-target={root / name}"])
     args = [
-        f"--mia-target={root / name}",
+        *target_args,
         f"--mia-members={root / members}",
         f"--mia-nonmembers={root / nonmembers}",
-        f"--mia-embedder={root / 'clip'}",
+        f"--mia-embedder={root / embedder}",
         "--mia-guidance=1",  # the test bed's models were never trained on empty prompts
         "-p", "no:cacheprovider",
         *_absolute_paths(extra),
@@ -193,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
                                     "e.g. --mia-html=report.html")
     d.add_argument("--target", default="leaky", help="leaky, mild, null, shadow, ldm-leaky, ldm-null, finetune, "
                                                      "finetune-null, finetune-dup, finetune-dp-control, finetune-dp50, "
-                                                     "finetune-dp8, finetune-dp1 (or any test-bed target's name)")
+                                                     "finetune-dp8, finetune-dp1; the emoji tier's emoji-finetune, "
+                                                     "emoji-finetune-null, emoji-finetune-dup, emoji-lora (its "
+                                                     "256 + 256 colour emoji), emoji-base (or any test-bed target's "
+                                                     "name)")
     sub.add_parser("generate", add_help=False,
                    help="fill the generation cache ahead of the gate, on one or many processes (accelerate launch); "
                         "the gate's --mia-* options (see mia-checks generate --help)")

@@ -27,7 +27,7 @@ import pytest
 from filelock import FileLock
 
 from mia_checks.store import default_cache_root
-from mia_checks.testbed import audit_sets, ensure_built
+from mia_checks.testbed import audit_sets, embedder_for, ensure_built
 
 TESTS = Path(__file__).parent
 # The suite runs on pytest-xdist workers (pyproject's addopts). The gate runs that tests start are runs of
@@ -52,14 +52,14 @@ def session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def testbed() -> Path:
-    """Root of the built test bed; the first run builds it (about 20 minutes on 2 cores)."""
+    """Root of the built test bed; the first run builds it (about 45 minutes on 2 cores, both tiers)."""
     return ensure_built()
 
 
 @pytest.fixture(scope="session")
 def demo_args(testbed: Path, tmp_path_factory):
     """Command-line args auditing a test-bed target on its members / non-members (audit_sets: the fine-tunes
-    audit data-ft/) with the tiny CLIP; the
+    audit data-ft/, the emoji tier its 128 + 128 slice) with the tiny CLIP of its images; the
     generations and white-box scores are cached for the whole session, shared by the xdist workers (the
     cache is content-addressed and safe for many processes)."""
     cache = session_root(tmp_path_factory) / "generations"
@@ -70,8 +70,9 @@ def demo_args(testbed: Path, tmp_path_factory):
         shared full runs); off, the run holds the attack tests alone, which the other tests count."""
         return [
             f"--mia-target={testbed / target}",
-            *(f"--mia-{name}={testbed / folder}" for name, folder in zip(("members", "nonmembers"), audit_sets(target))),
-            f"--mia-embedder={testbed / 'clip'}",
+            *(f"--mia-{name}={testbed / folder}"
+              for name, folder in zip(("members", "nonmembers"), audit_sets(target, small=True))),
+            f"--mia-embedder={testbed / embedder_for(target)}",
             "--mia-guidance=1",
             f"--mia-cache-dir={cache}",
             "-p", "no:cacheprovider",

@@ -19,8 +19,8 @@ MAX_TOKENS = 24
 WIDTH = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
 
 
-def build_processor(folder: Path, captions: list[str]):
-    """BlipProcessor: 32×32 images normalised to [-1, 1], and a BERT tokenizer whose vocabulary is every word
+def build_processor(folder: Path, captions: list[str], image_size: int = 32):
+    """BlipProcessor: square images (32 px for the digits) normalised to [-1, 1], and a BERT tokenizer whose vocabulary is every word
     and punctuation mark of the captions."""
     from transformers import BertTokenizer, BlipImageProcessor, BlipProcessor
 
@@ -29,7 +29,7 @@ def build_processor(folder: Path, captions: list[str]):
     (folder / "vocab.txt").write_text("\n".join(SPECIALS + words) + "\n", encoding="utf-8")
     tokenizer = BertTokenizer(str(folder / "vocab.txt"), model_max_length=MAX_TOKENS)
     tokenizer.add_special_tokens({"bos_token": "[DEC]"})
-    image_processor = BlipImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    image_processor = BlipImageProcessor(size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     return BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
 
@@ -40,10 +40,11 @@ def _text_config(tokenizer, **extra) -> dict:
                 encoder_hidden_size=WIDTH["hidden_size"], **WIDTH, **extra)
 
 
-def _config(tokenizer):
+def _config(tokenizer, image_size: int = 32):
     from transformers import BlipConfig
 
-    return BlipConfig(text_config=_text_config(tokenizer), vision_config=dict(image_size=32, patch_size=8, **WIDTH),
+    vision = dict(image_size=image_size, patch_size=image_size // 4, **WIDTH)  # 4×4 patches at any resolution
+    return BlipConfig(text_config=_text_config(tokenizer), vision_config=vision,
                       projection_dim=64, image_text_hidden_size=64)
 
 
@@ -59,9 +60,9 @@ def train_captioner(folder: Path, images: np.ndarray, captions: list[str], steps
     """Teacher-forced captioning loss; the decoder starts from [DEC] as BLIP's generate() does."""
     from transformers import BlipForConditionalGeneration
 
-    processor = build_processor(folder, captions)
+    processor = build_processor(folder, captions, images.shape[1])
     torch.manual_seed(seed)
-    model = BlipForConditionalGeneration(_config(processor.tokenizer))
+    model = BlipForConditionalGeneration(_config(processor.tokenizer, images.shape[1]))
     pixels, input_ids, mask = _inputs(processor, images, captions)
     input_ids[:, 0] = model.config.text_config.bos_token_id
     labels = input_ids.masked_fill(mask == 0, -100)

@@ -24,6 +24,7 @@ Artifacts (each a folder under <cache>/testbed/v<BUILDER_VERSION>/):
 - sd-finetune-dp-control, sd-finetune-dp50, -dp8, -dp1: the same recipe on ft_members with DP-SGD (dp.py): per-sample
                         clipping alone (the control), and noise for ε ≈ 50, 8, 1; each folder's privacy.json
                         declares what the accountant proved
+- emoji-*               the emoji tier: captioned colour images, a pretrained base and its fine-tunes (emoji_tier.py)
 
 Independent artifacts train in two processes of one thread each (on 2 cores that beats one process of two
 threads); a file lock per artifact lets pytest-xdist workers and the demo share one build.
@@ -40,6 +41,7 @@ from pathlib import Path
 
 from ..store import default_cache_root
 from ..targets.privacy import PRIVACY_FILE
+from . import emoji_tier
 
 BUILDER_VERSION = "2"
 # An artifact's recipe version, bumped when its recipe changes: a folder built by an older recipe (its
@@ -90,17 +92,39 @@ ALIASES = {"leaky": "sd-leaky", "mild": "sd-mild", "null": "sd-null", "shadow": 
            "finetune-dp-control": "sd-finetune-dp-control", "finetune-dp50": "sd-finetune-dp50",
            "finetune-dp8": "sd-finetune-dp8", "finetune-dp1": "sd-finetune-dp1"}
 DERIVED = {"single-file": "sd-leaky", "lora-leaky": "sd-null"}  # artifact → the target it is made from
+ADAPTERS = {"lora-leaky": "sd-null", "emoji-lora": "emoji-base"}  # LoRA adapter → the pipeline it loads over
 EMBEDDERS = ("clip", "clip-hf", "blip", "blip-itm")  # trained on the public split; clip-hf uses the tokenizer
 ALL_ARTIFACTS = ("data", "tokenizer", "vae", "vq", "amused-vq", *EMBEDDERS, "min-dalle-vqgan", *TARGETS, *EARLY_STOPS,
-                 *DERIVED, "data-ft", "sd-base", *FINETUNES)
+                 *DERIVED, "data-ft", "sd-base", *FINETUNES, *emoji_tier.ARTIFACTS)
+COST |= emoji_tier.COST
 CAPTION_SPLITS = ("public", "members", "nonmembers", "shadow_members", "shadow_nonmembers", "null_train")
 
 
-def audit_sets(target: str) -> tuple[str, str]:
-    """The member and non-member folders (relative to the test bed root) a target is audited on."""
+def audit_sets(target: str, small: bool = False) -> tuple[str, str]:
+    """The member and non-member folders (relative to the test bed root) a target is audited on; `small`: the
+    emoji tier's 128 + 128 slice that the tests share instead of its 256 + 256."""
+    if target in emoji_tier.FINETUNES or target == "emoji-base":
+        return emoji_tier.audit_folders(target, small)
     if ALIASES.get(target, target) in FINETUNES:
         return "data-ft/ft_members", "data-ft/ft_nonmembers"
     return "data/members", "data/nonmembers"
+
+
+def audit_options(root: Path, target: str, small: bool = False) -> dict[str, str]:
+    """The gate's options (build_settings' raw names) auditing a test-bed target as the demo does: the target (a
+    LoRA adapter over its pipeline), its audit sets, the CLIP of its images, guidance 1 (the test bed's models
+    never saw an empty prompt)."""
+    name = ALIASES.get(target, target)
+    members, nonmembers = audit_sets(name, small)
+    model = {"target": str(root / ADAPTERS[name]), "lora": str(root / name)} if name in ADAPTERS else \
+        {"target": str(root / name)}
+    return {**model, "members": str(root / members), "nonmembers": str(root / nonmembers),
+            "embedder": str(root / embedder_for(name)), "guidance": "1"}
+
+
+def embedder_for(target: str) -> str:
+    """The test bed's CLIP (a folder under its root) trained on the images a target draws."""
+    return "emoji-clip" if target.startswith("emoji-") else "clip"
 
 
 def testbed_root(cache_root: Path | None = None) -> Path:
@@ -108,6 +132,8 @@ def testbed_root(cache_root: Path | None = None) -> Path:
 
 
 def _dependencies(name: str) -> tuple[str, ...]:
+    if name in emoji_tier.DEPENDENCIES:
+        return emoji_tier.DEPENDENCIES[name]
     if name == "clip-hf":
         return ("tokenizer",)
     if name in ("tokenizer", "vae", "vq", "amused-vq", *EMBEDDERS):
@@ -132,14 +158,10 @@ def _dependencies(name: str) -> tuple[str, ...]:
 
 
 def _load_split(root: Path, split: str):
-    """Images (uint8) and captions of a written split, in manifest order."""
-    import numpy as np
-    from PIL import Image
+    """Images (uint8) and captions of a written split, in manifest order: `split` under data/, or a path."""
+    from .digits import read_image_folder
 
-    folder = root / split if "/" in split else root / "data" / split
-    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
-    images = np.stack([np.asarray(Image.open(folder / r["file_name"]).convert("RGB")) for r in rows])
-    return images, [r["text"] for r in rows]
+    return read_image_folder(root / split if "/" in split else root / "data" / split)
 
 
 def _build_data(root: Path, out: Path, name: str) -> dict:
@@ -313,7 +335,7 @@ def _build_base(root: Path, out: Path, name: str) -> dict:
     from diffusers import AutoencoderKL
     from transformers import CLIPTokenizer
 
-    from .components import make_clip_text_encoder, make_unet
+    from .components import assemble_pipeline, make_clip_text_encoder, make_unet
     from .finetune import train_minibatch
     from .train import encode_latents, tokenize
 
@@ -324,7 +346,7 @@ def _build_base(root: Path, out: Path, name: str) -> dict:
     unet, text_encoder = make_unet(), make_clip_text_encoder(tokenizer)
     train_minibatch(unet, text_encoder, encode_latents(vae, images), tokenize(tokenizer, captions), PRETRAIN_STEPS,
                     seed=SEED + 2, batch_size=64, lr=1e-3, train_text_encoder=True)
-    _assemble_pipeline("sd", tokenizer, vae, text_encoder, unet).save_pretrained(out, safe_serialization=True)
+    assemble_pipeline("sd", tokenizer, vae, text_encoder, unet).save_pretrained(out, safe_serialization=True)
     return {"split": "data-ft/pretrain", "images": len(images), "steps": PRETRAIN_STEPS, "batch_size": 64}
 
 
@@ -356,29 +378,12 @@ def _build_finetune(root: Path, out: Path, name: str) -> dict:
     return info
 
 
-def _assemble_pipeline(family: str, tokenizer, vae, text_encoder, unet):
-    from .components import make_sample_scheduler
-
-    if family == "ldm":
-        from diffusers import LDMTextToImagePipeline
-
-        return LDMTextToImagePipeline(
-            vqvae=vae, bert=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=make_sample_scheduler()
-        )
-    from diffusers import StableDiffusionPipeline
-
-    return StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=make_sample_scheduler(),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-
-
 def _build_target(root: Path, out: Path, name: str) -> dict:
     import torch
     from diffusers import AutoencoderKL
     from transformers import CLIPTokenizer
 
-    from .components import make_clip_text_encoder, make_ldm_bert, make_unet
+    from .components import assemble_pipeline, make_clip_text_encoder, make_ldm_bert, make_unet
     from .train import encode_latents, tokenize, train_denoiser
 
     family, split = TARGETS[name]
@@ -389,7 +394,7 @@ def _build_target(root: Path, out: Path, name: str) -> dict:
     unet = make_unet()
     text_encoder = make_ldm_bert(tokenizer) if family == "ldm" else make_clip_text_encoder(tokenizer)
     input_ids = tokenize(tokenizer, captions, max_length=77 if family == "ldm" else None)
-    pipe = _assemble_pipeline(family, tokenizer, vae, text_encoder, unet)
+    pipe = assemble_pipeline(family, tokenizer, vae, text_encoder, unet)
     early = {n: steps for n, (source, steps) in EARLY_STOPS.items() if source == name}
 
     def save_early(step: int) -> None:
@@ -421,6 +426,8 @@ def _builder(name: str) -> Callable[[Path, Path, str], dict]:
     """What builds `name` into a folder: (test bed root, output folder, name) → its build record."""
     if name in BUILDERS:
         return BUILDERS[name]
+    if name in emoji_tier.BUILDERS:
+        return emoji_tier.BUILDERS[name]
     if name in FINETUNES:
         return _build_finetune
     return {"amused": _build_amused, "dalle": _build_dalle, "min-dalle": _build_min_dalle}.get(TARGETS[name][0],

@@ -126,6 +126,15 @@ def write_image_folder(folder: Path, images: np.ndarray, captions: list[str], na
             f.write(json.dumps({"file_name": name, "text": caption}) + "\n")
 
 
+def read_image_folder(folder: Path) -> tuple[np.ndarray, list[str]]:
+    """Images (uint8 RGB) and captions of an image folder written by write_image_folder, in manifest order."""
+    from PIL import Image
+
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    images = np.stack([np.asarray(Image.open(folder / r["file_name"]).convert("RGB")) for r in rows])
+    return images, [r["text"] for r in rows]
+
+
 def write_splits(root: Path, digits: Digits | None = None) -> dict[str, Path]:
     """Write every split as an image folder under root; returns split name → folder."""
     digits = digits or load_digit_dataset()

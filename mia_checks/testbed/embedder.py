@@ -42,13 +42,21 @@ def _pixels(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255).sub(0.5).div(0.5)
 
 
+def tiny_clip_config(image_size: int = 32) -> dict:
+    """TINY_CLIP_CONFIG at another square resolution: the patch grows with it (always 4×4 patches)."""
+    vision = dict(TINY_CLIP_CONFIG["vision_cfg"], image_size=image_size, patch_size=image_size // 4)
+    return dict(TINY_CLIP_CONFIG, vision_cfg=vision)
+
+
 def train_tiny_clip(folder: Path, images: np.ndarray, captions: list[str], steps: int, seed: int) -> Path:
+    """An open_clip CLIP at the images' resolution, contrastive on (images, captions)."""
     import open_clip
     from open_clip.model import CLIP
     from safetensors.torch import save_file
 
     torch.manual_seed(seed)
-    model = CLIP(**TINY_CLIP_CONFIG)
+    model_cfg = tiny_clip_config(images.shape[1])
+    model = CLIP(**model_cfg)
     tokenizer = open_clip.SimpleTokenizer(context_length=TINY_CLIP_CONFIG["text_cfg"]["context_length"])
     pixels, tokens = _pixels(images), tokenizer(captions)
     model.train()
@@ -58,7 +66,7 @@ def train_tiny_clip(folder: Path, images: np.ndarray, captions: list[str], steps
     model.eval()
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "open_clip_model.safetensors")
-    config = {"model_cfg": TINY_CLIP_CONFIG, "preprocess_cfg": {"mean": MEAN, "std": STD}}
+    config = {"model_cfg": model_cfg, "preprocess_cfg": {"mean": MEAN, "std": STD}}
     (folder / "open_clip_config.json").write_text(json.dumps(config, indent=2))
     return folder
 

@@ -32,12 +32,14 @@ def denoising_step(unet, text_encoder, scheduler, optimizer, x: torch.Tensor, in
     optimizer.step()
 
 
-def train_vae(images: np.ndarray, steps: int, seed: int, batch_size: int = 32, lr: float = 2e-3):
-    """Train the tiny AutoencoderKL on images; sets scaling_factor to 1 / std of the latents."""
+def train_vae(images: np.ndarray, steps: int, seed: int, batch_size: int = 32, lr: float = 2e-3,
+              config: dict | None = None):
+    """Train the tiny AutoencoderKL (`config`: components.VAE_CONFIG's by default) on images; sets
+    scaling_factor to 1 / std of the latents."""
     from .components import make_vae
 
     torch.manual_seed(seed)
-    vae = make_vae()
+    vae = make_vae(config)
     data = to_model_range(images)
     rng = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=lr)

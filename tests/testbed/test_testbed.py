@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mia_checks import metrics
 from mia_checks.data import load_reference_set
 from mia_checks.testbed.digits import SPLIT_SIZES, load_digit_dataset, split_indices
-from mia_checks.attacks import ATTACKS
 
 
 def test_splits_are_disjoint_stratified_and_captions_mostly_unique():
@@ -95,27 +93,6 @@ def test_tiny_embedders_load_through_the_users_paths_and_match_captions(testbed:
     sims = img @ txt.T
     # Trained contrastively: an image is closer to its own caption than to the average other caption.
     assert np.mean(np.diag(sims)) > np.mean(sims) + 0.1
-
-
-@pytest.fixture(scope="module")
-def whitebox_auc(testbed: Path, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("scores")
-    return lambda target: _whitebox_auc(testbed, target, cache)
-
-
-def _whitebox_auc(testbed: Path, target: str, cache: Path) -> metrics.Estimate:
-    """The raw AUC of the gate's own loss attack (lower denoising error = member), 90% interval."""
-    from mia_checks.audit import Audit
-    from mia_checks.settings import build_settings
-    from mia_checks.testbed import audit_sets
-
-    members, nonmembers = audit_sets(target)
-    settings = build_settings({"target": str(testbed / target), "members": str(testbed / members),
-                               "nonmembers": str(testbed / nonmembers), "attacks": "loss",
-                               "cache-dir": str(cache)})
-    audit = Audit(settings, progress=False)
-    errors = audit.measurements(ATTACKS["loss"]).mean(1)
-    return metrics.auc_interval(audit.labels, -errors, confidence=0.9)
 
 
 @pytest.mark.parametrize("target", ["sd-leaky", "ldm-leaky"])

@@ -1,0 +1,174 @@
+"""The emoji tier: an SD-architecture base pretrained on thousands of captioned colour emoji, and the
+fine-tunes users make of such a base (data: emoji.py).
+
+Artifacts (folders under the test bed root):
+- emoji-data/<split>/   ft_members, ft_nonmembers (256 each, category-paired), ft_null (256), pretrain (the rest:
+                        every Twemoji drawing of its groups, skin tones too, and half their Noto drawings);
+                        slice_members / slice_nonmembers: the first 128 pairs, the tests' shared slice
+- emoji-tokenizer/      the CLIP-style BPE trained on every emoji caption
+- emoji-vae/            AutoencoderKL, 48×48×3 → 12×12×4, trained on pretrain
+- emoji-clip/           open_clip CLIP on pretrain (48 px, 4×4 patches); emoji-blip/ a BLIP captioner, the same
+- emoji-base            StableDiffusionPipeline (UNet, VAE, CLIP text encoder, DDIM) pretrained on pretrain, 10% of
+                        captions dropped as Stable Diffusion's pretraining does
+- emoji-finetune, emoji-finetune-null: emoji-base fine-tuned train_text_to_image.py's way on ft_members / ft_null
+- emoji-finetune-dup    the same on ft_members with 5 members repeated 20× (named in build.json)
+- emoji-lora            a LoRA adapter over emoji-base on ft_members, train_text_to_image_lora.py's way (LORA)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+DATA = "emoji-data"
+# Pairs in the tests' shared slice. At 64 + 64 the default gate passed emoji-finetune (SimA 0.66–0.67 cannot clear
+# the bound of 12 attacks at that size).
+SLICE = 128
+VAE_STEPS = 500
+VAE_CHANNELS = (16, 32, 64)  # (16, 32, 32) reached reconstruction MSE 0.064 in 400 steps, this 0.050
+CLIP_STEPS = 600
+CAPTIONER_STEPS = 1500
+PRETRAIN_STEPS = 2000  # batch 64: ≈ 46 epochs of the 2,799 pretraining images
+# Stable Diffusion's pretraining drops 10% of captions, so that the model has an unconditional branch: what
+# classifier-free guidance and CLiD's conditional–unconditional discrepancy read. The digits' base has none.
+CAPTION_DROPOUT = 0.1
+# diffusers' train_text_to_image_lora.py's way: the base frozen, an adapter trained with the full fine-tune's
+# minibatches and flips. Its defaults (rank 4 on the attention projections, 15k parameters here) barely moved
+# this 1M-parameter UNet, whose attention is one block deep: loss / SimA AUC 0.52 / 0.52 at lr 3e-3. Measured
+# at 256 + 256: rank 8 with the resnet convs 0.58 / 0.64 (lr 3e-3, 40 epochs), 0.56 / 0.58 (1e-2), 0.62 / 0.69
+# (3e-3, 80 epochs); rank 16, 80 epochs 0.65 / 0.74, as leaky as the full fine-tune (0.63 / 0.73).
+LORA = {"rank": 16, "target_modules": ["to_k", "to_q", "to_v", "to_out.0", "conv1", "conv2"], "lr": 3e-3, "epochs": 80}
+
+FINETUNES = {"emoji-finetune": "ft_members", "emoji-finetune-null": "ft_null", "emoji-finetune-dup": "ft_members",
+             "emoji-lora": "ft_members"}
+ARTIFACTS = (DATA, "emoji-tokenizer", "emoji-vae", "emoji-clip", "emoji-blip", "emoji-base", *FINETUNES)
+DEPENDENCIES = {DATA: (), "emoji-tokenizer": (DATA,), "emoji-vae": (DATA,), "emoji-clip": (DATA,),
+                "emoji-blip": (DATA,), "emoji-base": ("emoji-tokenizer", "emoji-vae"),
+                **{name: ("emoji-base",) for name in FINETUNES}}
+COST = {DATA: 10, "emoji-tokenizer": 2, "emoji-vae": 200, "emoji-clip": 60, "emoji-blip": 120, "emoji-base": 900,
+        "emoji-finetune": 250, "emoji-finetune-null": 250, "emoji-finetune-dup": 330, "emoji-lora": 250}
+
+
+def audit_folders(target: str, small: bool = False) -> tuple[str, str]:
+    """The member and non-member folders (relative to the test bed root) of an emoji target: the full
+    256 + 256, or the tests' 128 + 128 slice."""
+    prefix = "slice" if small else "ft"
+    return f"{DATA}/{prefix}_members", f"{DATA}/{prefix}_nonmembers"
+
+
+def _load(root: Path, split: str):
+    from .digits import read_image_folder
+
+    return read_image_folder(root / DATA / split)
+
+
+def build_data(root: Path, out: Path, name: str) -> dict:
+    import shutil
+
+    from .emoji import write_emoji_splits
+
+    info = write_emoji_splits(out, root.parent.parent / "downloads")
+    for label in ("members", "nonmembers"):  # the audited sets list their pairs in order: a prefix is balanced
+        source, target = out / f"ft_{label}", out / f"slice_{label}"
+        target.mkdir()
+        for manifest in ("metadata.jsonl", "groups.jsonl"):
+            rows = (source / manifest).read_text().splitlines()[:SLICE]
+            (target / manifest).write_text("\n".join(rows) + "\n")
+        for row in (source / "metadata.jsonl").read_text().splitlines()[:SLICE]:
+            file = json.loads(row)["file_name"]
+            shutil.copyfile(source / file, target / file)
+    info["splits"] |= {"slice_members": SLICE, "slice_nonmembers": SLICE}
+    return info
+
+
+def build_tokenizer(root: Path, out: Path, name: str) -> dict:
+    from .tokenizer import build_tokenizer
+
+    captions = [c for split in ("pretrain", "ft_members", "ft_nonmembers", "ft_null") for c in _load(root, split)[1]]
+    return {"vocab_size": len(build_tokenizer(out, captions, vocab_size=1500))}
+
+
+def build_vae(root: Path, out: Path, name: str) -> dict:
+    from .components import EMOJI_VAE_CONFIG
+    from .train import train_vae
+
+    config = dict(EMOJI_VAE_CONFIG, block_out_channels=VAE_CHANNELS)
+    vae = train_vae(_load(root, "pretrain")[0], steps=VAE_STEPS, seed=0, config=config)
+    vae.save_pretrained(out, safe_serialization=True)
+    return {"steps": VAE_STEPS, "parameters": sum(p.numel() for p in vae.parameters())}
+
+
+def build_embedder(root: Path, out: Path, name: str) -> dict:
+    """The tiny CLIP or BLIP captioner, trained on the pretraining split (the audited images are unseen)."""
+    images, captions = _load(root, "pretrain")
+    if name == "emoji-clip":
+        from .embedder import train_tiny_clip
+
+        train_tiny_clip(out, images, captions, steps=CLIP_STEPS, seed=0)
+        return {"steps": CLIP_STEPS, "kind": "open_clip CLIP"}
+    from .blip import train_captioner
+
+    train_captioner(out, images, captions, steps=CAPTIONER_STEPS, seed=0)
+    return {"steps": CAPTIONER_STEPS, "kind": "BlipForConditionalGeneration"}
+
+
+def build_base(root: Path, out: Path, name: str) -> dict:
+    """emoji-base: UNet and text encoder trained from scratch on pretrain, in minibatches."""
+    import torch
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTokenizer
+
+    from .components import EMOJI_UNET_CONFIG, assemble_pipeline, make_clip_text_encoder, make_unet
+    from .finetune import train_minibatch
+    from .train import encode_latents, tokenize
+
+    tokenizer = CLIPTokenizer.from_pretrained(str(root / "emoji-tokenizer"))
+    vae = AutoencoderKL.from_pretrained(root / "emoji-vae")
+    images, captions = _load(root, "pretrain")
+    torch.manual_seed(1)
+    unet, text_encoder = make_unet(EMOJI_UNET_CONFIG), make_clip_text_encoder(tokenizer)
+    train_minibatch(unet, text_encoder, encode_latents(vae, images), tokenize(tokenizer, captions), PRETRAIN_STEPS,
+                    seed=2, batch_size=64, lr=1e-3, train_text_encoder=True, caption_dropout=CAPTION_DROPOUT,
+                    empty_ids=tokenize(tokenizer, [""]))
+    assemble_pipeline("sd", tokenizer, vae, text_encoder, unet).save_pretrained(out, safe_serialization=True)
+    return {"split": f"{DATA}/pretrain", "images": len(images), "steps": PRETRAIN_STEPS, "batch_size": 64,
+            "caption_dropout": CAPTION_DROPOUT}
+
+
+def build_finetune(root: Path, out: Path, name: str) -> dict:
+    import numpy as np
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    from .finetune import PLANTED, RECIPE, finetune, plant_duplicates
+
+    pipe = StableDiffusionPipeline.from_pretrained(root / "emoji-base")
+    split = FINETUNES[name]
+    images, captions = _load(root, split)
+    info: dict = {"base": "emoji-base", "split": f"{DATA}/{split}", **RECIPE}
+    if name == "emoji-finetune-dup":
+        names = [json.loads(line)["file_name"] for line in (root / DATA / split / "metadata.jsonl").read_text().splitlines()]
+        planted = plant_duplicates(len(images), seed=5)
+        repeats = [i for i in planted for _ in range(PLANTED["copies"] - 1)]
+        images, captions = np.concatenate([images, images[repeats]]), captions + [captions[i] for i in repeats]
+        info |= {"planted": [names[i] for i in planted], "copies": PLANTED["copies"], "training_images": len(images)}
+    if name == "emoji-lora":
+        from peft import LoraConfig
+        from peft.utils import get_peft_model_state_dict
+
+        pipe.unet.requires_grad_(False)
+        torch.manual_seed(3)
+        pipe.unet.add_adapter(LoraConfig(r=LORA["rank"], lora_alpha=LORA["rank"], init_lora_weights="gaussian",
+                                         target_modules=LORA["target_modules"]))
+        finetune(pipe, images, captions, seed=4, recipe=dict(RECIPE, lr=LORA["lr"], epochs=LORA["epochs"]))
+        StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=get_peft_model_state_dict(pipe.unet),
+                                                  safe_serialization=True)
+        adapter = sum(p.numel() for p in pipe.unet.parameters() if p.requires_grad)
+        return {**info, "lr": LORA["lr"], "epochs": LORA["epochs"], "lora": {**LORA, "adapter_parameters": adapter}}
+    finetune(pipe, images, captions, seed=4)
+    pipe.save_pretrained(out, safe_serialization=True)
+    return info
+
+
+BUILDERS = {DATA: build_data, "emoji-tokenizer": build_tokenizer, "emoji-vae": build_vae, "emoji-clip": build_embedder,
+            "emoji-blip": build_embedder, "emoji-base": build_base, **{name: build_finetune for name in FINETUNES}}
