@@ -118,7 +118,12 @@ def build_base(root: Path, out: Path, name: str) -> dict:
     from diffusers import AutoencoderKL
     from transformers import CLIPTokenizer
 
-    from .components import EMOJI_UNET_CONFIG, assemble_pipeline, make_clip_text_encoder, make_unet
+    from .components import (
+        EMOJI_UNET_CONFIG,
+        assemble_pipeline,
+        make_clip_text_encoder,
+        make_unet,
+    )
     from .finetune import train_minibatch
     from .train import encode_latents, tokenize
 
