@@ -29,21 +29,13 @@ def _absolute_paths(args: list[str]) -> list[str]:
 def demo(target: str, extra: list[str]) -> int:
     """Build what the demo needs (cached), then run the pytest gate on it in an empty directory."""
     from .testbed import ALIASES, audit_sets, embedder_for, ensure_built
-    from .testbed.build import ADAPTERS
+    from .testbed.build import audit_options
 
     start = time.perf_counter()
     name = ALIASES.get(target, target)
-    members, nonmembers = audit_sets(name)
-    embedder = embedder_for(name)
-    root = ensure_built(["data", embedder, name, members.split("/")[0]])
-    target_args = ([f"--mia-target={root / ADAPTERS[name]}", f"--mia-lora={root / name}"] if name in ADAPTERS
-                   else [f"--mia-target={root / name}"])
+    root = ensure_built(["data", embedder_for(name), name, audit_sets(name)[0].split("/")[0]])
     args = [
-        *target_args,
-        f"--mia-members={root / members}",
-        f"--mia-nonmembers={root / nonmembers}",
-        f"--mia-embedder={root / embedder}",
-        "--mia-guidance=1",  # the test bed's models were never trained on empty prompts
+        *(f"--mia-{option}={value}" for option, value in audit_options(root, name).items()),
         "-p", "no:cacheprovider",
         *_absolute_paths(extra),
     ]

@@ -351,11 +351,10 @@ def _build_base(root: Path, out: Path, name: str) -> dict:
 
 
 def _build_finetune(root: Path, out: Path, name: str) -> dict:
-    import numpy as np
     from diffusers import StableDiffusionPipeline
 
     from .dp import DP_RECIPE, DP_TARGETS, dp_finetune
-    from .finetune import PLANTED, RECIPE, finetune, plant_duplicates
+    from .finetune import RECIPE, finetune, with_planted_duplicates
 
     pipe = StableDiffusionPipeline.from_pretrained(root / "sd-base")
     split = f"data-ft/{FINETUNES[name]}"
@@ -368,11 +367,8 @@ def _build_finetune(root: Path, out: Path, name: str) -> dict:
             (out / PRIVACY_FILE).write_text(json.dumps(privacy, indent=2) + "\n")
         return {**info, **DP_RECIPE, "target_epsilon": DP_TARGETS[name], "privacy": privacy}
     if name == "sd-finetune-dup":
-        names = [json.loads(line)["file_name"] for line in (root / split / "metadata.jsonl").read_text().splitlines()]
-        planted = plant_duplicates(len(images), seed=SEED + 5)
-        repeats = [i for i in planted for _ in range(PLANTED["copies"] - 1)]
-        images, captions = np.concatenate([images, images[repeats]]), captions + [captions[i] for i in repeats]
-        info |= {"planted": [names[i] for i in planted], "copies": PLANTED["copies"], "training_images": len(images)}
+        images, captions, planted = with_planted_duplicates(root / split, images, captions, seed=SEED + 5)
+        info |= planted
     finetune(pipe, images, captions, seed=SEED + 4)
     pipe.save_pretrained(out, safe_serialization=True)
     return info

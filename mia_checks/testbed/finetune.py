@@ -61,6 +61,18 @@ def plant_duplicates(n_members: int, seed: int, count: int = PLANTED["members"])
     return sorted(int(i) for i in np.random.default_rng(seed).choice(n_members, count, replace=False))
 
 
+def with_planted_duplicates(folder, images: np.ndarray, captions: list[str], seed: int):
+    """The training set with PLANTED members repeated, and the build record naming them (files of `folder`)."""
+    import json
+
+    names = [json.loads(line)["file_name"] for line in (folder / "metadata.jsonl").read_text().splitlines()]
+    planted = plant_duplicates(len(images), seed=seed)
+    repeats = [i for i in planted for _ in range(PLANTED["copies"] - 1)]
+    images, captions = np.concatenate([images, images[repeats]]), captions + [captions[i] for i in repeats]
+    return images, captions, {"planted": [names[i] for i in planted], "copies": PLANTED["copies"],
+                              "training_images": len(images)}
+
+
 def train_minibatch(unet, text_encoder, latents: torch.Tensor, input_ids: torch.Tensor, steps: int, seed: int,
                     batch_size: int, lr: float, train_text_encoder: bool, flipped: torch.Tensor | None = None,
                     on_step=None, caption_dropout: float = 0.0, empty_ids: torch.Tensor | None = None) -> None:
