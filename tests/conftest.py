@@ -27,7 +27,7 @@ import pytest
 from filelock import FileLock
 
 from mia_checks.store import default_cache_root
-from mia_checks.testbed import audit_sets, embedder_for, ensure_built
+from mia_checks.testbed import SUITE_ARTIFACTS, audit_sets, embedder_for, ensure_built
 
 TESTS = Path(__file__).parent
 # The suite runs on pytest-xdist workers (pyproject's addopts). The gate runs that tests start are runs of
@@ -53,7 +53,7 @@ def session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def testbed() -> Path:
     """Root of the built test bed; the first run builds it (about 45 minutes on 2 cores, both tiers)."""
-    return ensure_built()
+    return ensure_built(SUITE_ARTIFACTS)
 
 
 @pytest.fixture(scope="session")
