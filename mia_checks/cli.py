@@ -191,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
                                                      "finetune-null, finetune-dup, finetune-dp-control, finetune-dp50, "
                                                      "finetune-dp8, finetune-dp1; the emoji tier's emoji-finetune, "
                                                      "emoji-finetune-null, emoji-finetune-dup, emoji-lora (its "
-                                                     "256 + 256 colour emoji), emoji-base (or any test-bed target's "
-                                                     "name)")
+                                                     "256 + 256 colour emoji), emoji-base; the benchmark-only "
+                                                     "emoji-large-finetune, emoji-large-finetune-null (400 + 400, "
+                                                     "built on first use) (or any test-bed target's name)")
     sub.add_parser("generate", add_help=False,
                    help="fill the generation cache ahead of the gate, on one or many processes (accelerate launch); "
                         "the gate's --mia-* options (see mia-checks generate --help)")

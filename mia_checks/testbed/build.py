@@ -98,7 +98,7 @@ ALL_ARTIFACTS = ("data", "tokenizer", "vae", "vq", "amused-vq", *EMBEDDERS, "min
                  *DERIVED, "data-ft", "sd-base", *FINETUNES, *emoji_tier.ARTIFACTS)
 COST |= emoji_tier.COST
 # Built when a benchmark or `python -m mia_checks.testbed` asks, not for the test suite: artifacts no test reads.
-BENCHMARK_ONLY = ("emoji-blip",)
+BENCHMARK_ONLY = emoji_tier.BENCHMARK_ONLY
 SUITE_ARTIFACTS = tuple(name for name in ALL_ARTIFACTS if name not in BENCHMARK_ONLY)
 CAPTION_SPLITS = ("public", "members", "nonmembers", "shadow_members", "shadow_nonmembers", "null_train")
 
@@ -106,7 +106,7 @@ CAPTION_SPLITS = ("public", "members", "nonmembers", "shadow_members", "shadow_n
 def audit_sets(target: str, small: bool = False) -> tuple[str, str]:
     """The member and non-member folders (relative to the test bed root) a target is audited on; `small`: the
     emoji tier's 128 + 128 slice that the tests share instead of its 256 + 256."""
-    if target in emoji_tier.FINETUNES or target == "emoji-base":
+    if target in emoji_tier.FINETUNES or target in ("emoji-base", "emoji-large-base"):
         return emoji_tier.audit_folders(target, small)
     if ALIASES.get(target, target) in FINETUNES:
         return "data-ft/ft_members", "data-ft/ft_nonmembers"
@@ -127,7 +127,9 @@ def audit_options(root: Path, target: str, small: bool = False) -> dict[str, str
 
 def embedder_for(target: str) -> str:
     """The test bed's CLIP (a folder under its root) trained on the images a target draws."""
-    return "emoji-clip" if target.startswith("emoji-") else "clip"
+    if target.startswith("emoji-"):
+        return emoji_tier.build_of(target).artifact("clip")
+    return "clip"
 
 
 def testbed_root(cache_root: Path | None = None) -> Path:

@@ -13,11 +13,15 @@ Artifacts (folders under the test bed root):
 - emoji-finetune, emoji-finetune-null: emoji-base fine-tuned train_text_to_image.py's way on ft_members / ft_null
 - emoji-finetune-dup    the same on ft_members with 5 members repeated 20× (named in build.json)
 - emoji-lora            a LoRA adapter over emoji-base on ft_members, train_text_to_image_lora.py's way (LORA)
+- emoji-large-*         benchmark-only (LARGE): the same recipes on 400 members, 400 non-members and a 400-image
+                        null twin, with their own data split, VAE, CLIP and base (the pretraining split is smaller);
+                        the test suite never builds them
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 DATA = "emoji-data"
@@ -38,27 +42,67 @@ CAPTION_DROPOUT = 0.1
 # (3e-3, 80 epochs); rank 16, 80 epochs 0.65 / 0.74, as leaky as the full fine-tune (0.63 / 0.73).
 LORA = {"rank": 16, "target_modules": ["to_k", "to_q", "to_v", "to_out.0", "conv1", "conv2"], "lr": 3e-3, "epochs": 80}
 
+
+
+@dataclass(frozen=True)
+class Build:
+    """One build of the tier: its artifacts' name prefix and its split sizes (emoji.split_groups)."""
+
+    prefix: str
+    members: int
+
+    @property
+    def data(self) -> str:
+        return f"{self.prefix}-data"
+
+    def artifact(self, suffix: str) -> str:
+        return f"{self.prefix}-{suffix}"
+
+
+STANDARD = Build("emoji", 256)
+# Benchmark-only: 400 members, so that figures at the tests' scale can be checked at a larger one. Its 1,200 audited
+# and null groups leave 675 of the 1,875 for pretraining (standard: 1,107); the recipes are the standard's.
+LARGE = Build("emoji-large", 400)
+
 FINETUNES = {"emoji-finetune": "ft_members", "emoji-finetune-null": "ft_null", "emoji-finetune-dup": "ft_members",
-             "emoji-lora": "ft_members"}
-ARTIFACTS = (DATA, "emoji-tokenizer", "emoji-vae", "emoji-clip", "emoji-blip", "emoji-base", *FINETUNES)
-DEPENDENCIES = {DATA: (), "emoji-tokenizer": (DATA,), "emoji-vae": (DATA,), "emoji-clip": (DATA,),
-                "emoji-blip": (DATA,), "emoji-base": ("emoji-tokenizer", "emoji-vae"),
-                **{name: ("emoji-base",) for name in FINETUNES}}
+             "emoji-lora": "ft_members", "emoji-large-finetune": "ft_members", "emoji-large-finetune-null": "ft_null"}
+ARTIFACTS = (DATA, "emoji-tokenizer", "emoji-vae", "emoji-clip", "emoji-blip", "emoji-base",
+             *(name for name in FINETUNES if not name.startswith(LARGE.prefix)),
+             LARGE.data, LARGE.artifact("vae"), LARGE.artifact("clip"), LARGE.artifact("base"),
+             *(name for name in FINETUNES if name.startswith(LARGE.prefix)))
+BENCHMARK_ONLY = ("emoji-blip", *(name for name in ARTIFACTS if name.startswith(LARGE.prefix)))
+# LARGE's data waits for the standard's, which fetches the packages both read.
+DEPENDENCIES = {DATA: (), "emoji-tokenizer": (DATA,), "emoji-blip": (DATA,), LARGE.data: (DATA,),
+                **{b.artifact(n): (b.data,) for b in (STANDARD, LARGE) for n in ("vae", "clip")},
+                **{b.artifact("base"): ("emoji-tokenizer", b.artifact("vae")) for b in (STANDARD, LARGE)}}
 COST = {DATA: 10, "emoji-tokenizer": 2, "emoji-vae": 200, "emoji-clip": 60, "emoji-blip": 120, "emoji-base": 900,
-        "emoji-finetune": 250, "emoji-finetune-null": 250, "emoji-finetune-dup": 330, "emoji-lora": 250}
+        "emoji-finetune": 250, "emoji-finetune-null": 250, "emoji-finetune-dup": 330, "emoji-lora": 250,
+        LARGE.data: 10, "emoji-large-vae": 200, "emoji-large-clip": 60, "emoji-large-base": 700,
+        "emoji-large-finetune": 350, "emoji-large-finetune-null": 350}
+
+
+def build_of(name: str) -> Build:
+    """The build an artifact belongs to."""
+    return LARGE if name.startswith(LARGE.prefix) else STANDARD
+
+
+DEPENDENCIES |= {name: (build_of(name).artifact("base"),) for name in FINETUNES}
 
 
 def audit_folders(target: str, small: bool = False) -> tuple[str, str]:
     """The member and non-member folders (relative to the test bed root) of an emoji target: the full
-    256 + 256, or the tests' 128 + 128 slice."""
+    256 + 256 (LARGE: 400 + 400), or the tests' 128 + 128 slice."""
+    if small and build_of(target) is LARGE:
+        raise ValueError(f"{target} is benchmark-only: it has no tests' slice, audit it on its 400 + 400")
     prefix = "slice" if small else "ft"
-    return f"{DATA}/{prefix}_members", f"{DATA}/{prefix}_nonmembers"
+    data = build_of(target).data
+    return f"{data}/{prefix}_members", f"{data}/{prefix}_nonmembers"
 
 
-def _load(root: Path, split: str):
+def _load(root: Path, split: str, build: Build = STANDARD):
     from .digits import read_image_folder
 
-    return read_image_folder(root / DATA / split)
+    return read_image_folder(root / build.data / split)
 
 
 def build_data(root: Path, out: Path, name: str) -> dict:
@@ -66,7 +110,11 @@ def build_data(root: Path, out: Path, name: str) -> dict:
 
     from .emoji import write_emoji_splits
 
-    info = write_emoji_splits(out, root.parent.parent / "downloads")
+    build = build_of(name)
+    sizes = {"ft_members": build.members, "ft_nonmembers": build.members, "ft_null": build.members}
+    info = write_emoji_splits(out, root.parent.parent / "downloads", sizes)
+    if build is LARGE:
+        return info
     for label in ("members", "nonmembers"):  # the audited sets list their pairs in order: a prefix is balanced
         source, target = out / f"ft_{label}", out / f"slice_{label}"
         target.mkdir()
@@ -91,15 +139,15 @@ def build_vae(root: Path, out: Path, name: str) -> dict:
     from .components import EMOJI_VAE_CONFIG
     from .train import train_vae
 
-    vae = train_vae(_load(root, "pretrain")[0], steps=VAE_STEPS, seed=0, config=EMOJI_VAE_CONFIG)
+    vae = train_vae(_load(root, "pretrain", build_of(name))[0], steps=VAE_STEPS, seed=0, config=EMOJI_VAE_CONFIG)
     vae.save_pretrained(out, safe_serialization=True)
     return {"steps": VAE_STEPS, "parameters": sum(p.numel() for p in vae.parameters())}
 
 
 def build_embedder(root: Path, out: Path, name: str) -> dict:
     """The tiny CLIP or BLIP captioner, trained on the pretraining split (the audited images are unseen)."""
-    images, captions = _load(root, "pretrain")
-    if name == "emoji-clip":
+    images, captions = _load(root, "pretrain", build_of(name))
+    if name.endswith("-clip"):
         from .embedder import train_tiny_clip
 
         train_tiny_clip(out, images, captions, steps=CLIP_STEPS, seed=0)
@@ -111,7 +159,7 @@ def build_embedder(root: Path, out: Path, name: str) -> dict:
 
 
 def build_base(root: Path, out: Path, name: str) -> dict:
-    """emoji-base: UNet and text encoder trained from scratch on pretrain, in minibatches."""
+    """emoji-base (emoji-large-base): UNet and text encoder trained from scratch on pretrain, in minibatches."""
     import torch
     from diffusers import AutoencoderKL
     from transformers import CLIPTokenizer
@@ -126,15 +174,16 @@ def build_base(root: Path, out: Path, name: str) -> dict:
     from .train import encode_latents, tokenize
 
     tokenizer = CLIPTokenizer.from_pretrained(str(root / "emoji-tokenizer"))
-    vae = AutoencoderKL.from_pretrained(root / "emoji-vae")
-    images, captions = _load(root, "pretrain")
+    build = build_of(name)
+    vae = AutoencoderKL.from_pretrained(root / build.artifact("vae"))
+    images, captions = _load(root, "pretrain", build)
     torch.manual_seed(1)
     unet, text_encoder = make_unet(EMOJI_UNET_CONFIG), make_clip_text_encoder(tokenizer)
     train_minibatch(unet, text_encoder, encode_latents(vae, images), tokenize(tokenizer, captions), PRETRAIN_STEPS,
                     seed=2, batch_size=64, lr=1e-3, train_text_encoder=True, caption_dropout=CAPTION_DROPOUT,
                     empty_ids=tokenize(tokenizer, [""]))
     assemble_pipeline("sd", tokenizer, vae, text_encoder, unet).save_pretrained(out, safe_serialization=True)
-    return {"split": f"{DATA}/pretrain", "images": len(images), "steps": PRETRAIN_STEPS, "batch_size": 64,
+    return {"split": f"{build.data}/pretrain", "images": len(images), "steps": PRETRAIN_STEPS, "batch_size": 64,
             "caption_dropout": CAPTION_DROPOUT}
 
 
@@ -144,10 +193,11 @@ def build_finetune(root: Path, out: Path, name: str) -> dict:
 
     from .finetune import RECIPE, finetune, with_planted_duplicates
 
-    pipe = StableDiffusionPipeline.from_pretrained(root / "emoji-base")
+    build = build_of(name)
+    pipe = StableDiffusionPipeline.from_pretrained(root / build.artifact("base"))
     split = FINETUNES[name]
-    images, captions = _load(root, split)
-    info: dict = {"base": "emoji-base", "split": f"{DATA}/{split}", **RECIPE}
+    images, captions = _load(root, split, build)
+    info: dict = {"base": build.artifact("base"), "split": f"{build.data}/{split}", **RECIPE}
     if name == "emoji-finetune-dup":
         images, captions, planted = with_planted_duplicates(root / DATA / split, images, captions, seed=5)
         info |= planted
@@ -169,5 +219,7 @@ def build_finetune(root: Path, out: Path, name: str) -> dict:
     return info
 
 
-BUILDERS = {DATA: build_data, "emoji-tokenizer": build_tokenizer, "emoji-vae": build_vae, "emoji-clip": build_embedder,
-            "emoji-blip": build_embedder, "emoji-base": build_base, **{name: build_finetune for name in FINETUNES}}
+BUILDERS = {"emoji-tokenizer": build_tokenizer, "emoji-blip": build_embedder, **{name: build_finetune for name in FINETUNES}}
+BUILDERS |= {b.artifact(suffix): builder for b in (STANDARD, LARGE)
+             for suffix, builder in (("data", build_data), ("vae", build_vae), ("clip", build_embedder),
+                                     ("base", build_base))}
