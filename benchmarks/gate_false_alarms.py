@@ -17,7 +17,9 @@ sets, not only over the noise of one draw. A target that never saw the pool (a n
 drawn from it; a leaky target keeps its true members (its training split) and gets its non-members drawn.
 Pools: the from-scratch targets' unseen splits among members, nonmembers, shadow_members and
 shadow_nonmembers (128 images); the fine-tunes', ft_members, ft_nonmembers and ft_null minus the training
-split (256).
+split (256). The emoji tier keeps its category pairs: a null twin's pairs (ft_members[i], ft_nonmembers[i])
+are re-coined, each side a member with probability ½; a leaky target keeps its members and draws each one's
+non-member from the unseen emoji of its category (ft_nonmembers and ft_null).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ SCRATCH_POOL = ("data/members", "data/nonmembers", "data/shadow_members", "data/
 FINETUNE_POOL = ("data-ft/ft_members", "data-ft/ft_nonmembers", "data-ft/ft_null")
 
 LEAKY = {"leaky", "mild", "finetune", "sd-leaky", "sd-mild", "sd-finetune", "ldm-leaky", "lora-leaky", "dalle-leaky",
-         "amused-leaky", "emoji-finetune", "emoji-finetune-dup", "emoji-lora"}
+         "amused-leaky", "emoji-finetune", "emoji-finetune-dup", "emoji-lora", "emoji-large-finetune"}
 
 
 def _rows(folder) -> list[dict]:
@@ -88,10 +90,41 @@ def drawn_sets(target: str, seed: int, root: Path, work: Path) -> tuple[str, str
     return _write(members, folder / "members"), _write(nonmembers, folder / "nonmembers")
 
 
+def drawn_emoji_sets(target: str, seed: int, root: Path, work: Path, small: bool) -> tuple[str, str]:
+    """The emoji tier's sets for this seed, category-paired (see the module's docstring)."""
+    from mia_checks.testbed import emoji_tier
+
+    data = root / emoji_tier.build_of(target).data
+    pairs = emoji_tier.SLICE if small else None
+
+    def rows(split: str) -> list[dict]:
+        meta = _rows(data / split)
+        return [{**m, **json.loads(g)} for m, g in zip(meta, (data / split / "groups.jsonl").read_text().splitlines())]
+
+    rng = np.random.default_rng([0x656D6F6A, seed])
+    first, second = rows("ft_members")[:pairs], rows("ft_nonmembers")[:pairs]
+    if target in LEAKY:
+        pool = rows("ft_nonmembers") + rows("ft_null")
+        by_category: dict[str, list[dict]] = {}
+        for row in pool:
+            by_category.setdefault(row["category"], []).append(row)
+        members, nonmembers = first, []
+        for row in members:
+            candidates = by_category[row["category"]]
+            nonmembers.append(candidates.pop(int(rng.integers(len(candidates)))))
+    else:
+        coins = rng.integers(0, 2, len(first)).astype(bool)
+        members = [b if c else a for a, b, c in zip(first, second, coins)]
+        nonmembers = [a if c else b for a, b, c in zip(first, second, coins)]
+    folder = work / f"{target}-{seed}"
+    return _write(members, folder / "members"), _write(nonmembers, folder / "nonmembers")
+
+
 def run(target: str, seed: int, root, cache: str, args) -> tuple[bool, dict[str, float], list[str], bool]:
     raw = audit_options(root, target, small=args.small)
     if args.draw_sets:
-        raw["members"], raw["nonmembers"] = drawn_sets(target, seed, root, Path(cache) / "sets")
+        draw = (lambda *a: drawn_emoji_sets(*a, args.small)) if target.startswith("emoji-") else drawn_sets
+        raw["members"], raw["nonmembers"] = draw(target, seed, root, Path(cache) / "sets")
     raw |= {"seed": str(seed), "cache-dir": cache, "gate-rule": args.rule, "gate-metric": args.metric,
             "attacks": args.attacks, "generations": None if args.generations is None else str(args.generations)}
     audit = Audit(build_settings(raw), progress=False)
@@ -115,11 +148,10 @@ def main() -> None:
                                                             "of its 256 + 256")
     args = parser.parse_args()
     targets = args.targets.split(",")
-    if args.draw_sets and any(t.startswith("emoji-") for t in targets):
-        parser.error("--draw-sets draws digits by class; the emoji tier's sets are drawn once, category-paired")
     root = ensure_built(["data", *{embedder_for(t) for t in targets}, *targets])
     print(f"gate: metric {args.metric}, rule {args.rule}, attacks {args.attacks}; {args.seeds} seeds; "
-          + ("reference sets re-drawn at every seed, class-matched" if args.draw_sets else "fixed reference sets"))
+          + ("reference sets re-drawn at every seed, class- or category-matched" if args.draw_sets
+             else "fixed reference sets"))
     with tempfile.TemporaryDirectory() as cache:
         for target in targets:
             start, passes, caught_by, shifts = time.perf_counter(), 0, Counter(), 0

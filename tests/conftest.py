@@ -52,7 +52,7 @@ def session_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def testbed() -> Path:
-    """Root of the built test bed; the first run builds it (about 45 minutes on 2 cores, both tiers)."""
+    """Root of the built test bed; the first run builds it (about 37 minutes on 2 cores, both tiers)."""
     return ensure_built(SUITE_ARTIFACTS)
 
 

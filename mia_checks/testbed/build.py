@@ -512,6 +512,8 @@ def ensure_built(names: Iterable[str] = ALL_ARTIFACTS, cache_root: Path | None =
     root = testbed_root(cache_root)
     root.mkdir(parents=True, exist_ok=True)
     needed = _closure(names)
+    if all(_is_current(root / n) for n in needed):  # nothing to build: no need to wait for another build's lock
+        return root
     with FileLock(str(root / ".build.lock")):
         done = {n for n in needed if _is_current(root / n)}
         todo = [n for n in needed if n not in done]
