@@ -18,8 +18,8 @@ from sklearn.metrics import roc_auc_score
 from mia_checks.attacks import ATTACKS
 from mia_checks.audit import Audit
 from mia_checks.settings import build_settings
-from mia_checks.testbed import embedder_for, ensure_built
-from mia_checks.testbed.build import audit_options
+from mia_checks.testbed import ensure_built
+from mia_checks.testbed.build import audit_artifacts, audit_options
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--targets", default="emoji-finetune,sd-finetune,emoji-lora")
     args = parser.parse_args()
     targets = args.targets.split(",")
-    root = ensure_built(["data", *{embedder_for(t) for t in targets}, *targets])
+    root = ensure_built([a for t in targets for a in audit_artifacts(t)])
     print("| target | queries | AUC of L alone | AUC of D alone | mean D members / non-members | mean L |")
     print("|---|---|---|---|---|---|")
     for target in targets:

@@ -21,8 +21,8 @@ import numpy as np
 
 from mia_checks.audit import Audit
 from mia_checks.settings import build_settings
-from mia_checks.testbed import audit_sets, embedder_for, ensure_built
-from mia_checks.testbed.build import ALIASES, audit_options
+from mia_checks.testbed import audit_sets, ensure_built
+from mia_checks.testbed.build import ALIASES, audit_artifacts, audit_options
 
 
 def planted(root: Path, target: str) -> set[str]:
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--templates", action="store_true", help="also measure whether template copies count")
     args = parser.parse_args()
     targets, tests = args.targets.split(","), args.tests.split(",")
-    root = ensure_built(["data", "clip", *{embedder_for(t) for t in targets}, *targets])
+    root = ensure_built(["data", "clip", *(a for t in targets for a in audit_artifacts(t))])  # clip: --templates
     with tempfile.TemporaryDirectory() as cache:
         if args.templates:
             template_copies(root, cache)

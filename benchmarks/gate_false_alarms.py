@@ -35,8 +35,8 @@ import numpy as np
 
 from mia_checks.audit import Audit
 from mia_checks.settings import build_settings
-from mia_checks.testbed import audit_sets, embedder_for, ensure_built
-from mia_checks.testbed.build import ALIASES, FINETUNES, TARGETS, audit_options
+from mia_checks.testbed import audit_sets, ensure_built
+from mia_checks.testbed.build import ALIASES, FINETUNES, TARGETS, audit_artifacts, audit_options
 
 SCRATCH_POOL = ("data/members", "data/nonmembers", "data/shadow_members", "data/shadow_nonmembers")
 FINETUNE_POOL = ("data-ft/ft_members", "data-ft/ft_nonmembers", "data-ft/ft_null")
@@ -148,7 +148,7 @@ def main() -> None:
                                                             "of its 256 + 256")
     args = parser.parse_args()
     targets = args.targets.split(",")
-    root = ensure_built(["data", *{embedder_for(t) for t in targets}, *targets])
+    root = ensure_built([a for t in targets for a in audit_artifacts(t)])
     print(f"gate: metric {args.metric}, rule {args.rule}, attacks {args.attacks}; {args.seeds} seeds; "
           + ("reference sets re-drawn at every seed, class- or category-matched" if args.draw_sets
              else "fixed reference sets"))

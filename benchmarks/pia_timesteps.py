@@ -14,8 +14,8 @@ import tempfile
 
 from mia_checks.audit import Audit
 from mia_checks.settings import build_settings
-from mia_checks.testbed import embedder_for, ensure_built
-from mia_checks.testbed.build import audit_options
+from mia_checks.testbed import ensure_built
+from mia_checks.testbed.build import audit_artifacts, audit_options
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--timesteps", default="5,10,25,50,100,200,400")
     args = parser.parse_args()
     targets, timesteps = args.targets.split(","), [int(t) for t in args.timesteps.split(",")]
-    root = ensure_built(["data", *{embedder_for(t) for t in targets}, *targets])
+    root = ensure_built([a for t in targets for a in audit_artifacts(t)])
     print("| target | t | PIA AUC [95% CI] | SimA AUC [95% CI] (grid of this t alone) |")
     print("|---|---|---|---|")
     for target in targets:

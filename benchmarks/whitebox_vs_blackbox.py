@@ -21,8 +21,8 @@ import time
 
 from mia_checks.audit import Audit
 from mia_checks.settings import build_settings
-from mia_checks.testbed import embedder_for, ensure_built
-from mia_checks.testbed.build import audit_options
+from mia_checks.testbed import ensure_built
+from mia_checks.testbed.build import audit_artifacts, audit_options
 
 
 def timed(fn):
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     targets = args.targets.split(",")
-    root = ensure_built(["data", *{embedder_for(t) for t in targets}, *targets])
+    root = ensure_built([a for t in targets for a in audit_artifacts(t)])
     print("| target | attack | access | AUC | TPR@1%FPR | accuracy | calls/img | seconds |")
     print("|---|---|---|---|---|---|---|---|")
     summary = []

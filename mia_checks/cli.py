@@ -28,12 +28,12 @@ def _absolute_paths(args: list[str]) -> list[str]:
 
 def demo(target: str, extra: list[str]) -> int:
     """Build what the demo needs (cached), then run the pytest gate on it in an empty directory."""
-    from .testbed import ALIASES, audit_sets, embedder_for, ensure_built
-    from .testbed.build import audit_options
+    from .testbed import ALIASES, ensure_built
+    from .testbed.build import audit_artifacts, audit_options
 
     start = time.perf_counter()
     name = ALIASES.get(target, target)
-    root = ensure_built(["data", embedder_for(name), name, audit_sets(name)[0].split("/")[0]])
+    root = ensure_built(audit_artifacts(name))
     args = [
         *(f"--mia-{option}={value}" for option, value in audit_options(root, name).items()),
         "-p", "no:cacheprovider",

@@ -106,7 +106,7 @@ CAPTION_SPLITS = ("public", "members", "nonmembers", "shadow_members", "shadow_n
 def audit_sets(target: str, small: bool = False) -> tuple[str, str]:
     """The member and non-member folders (relative to the test bed root) a target is audited on; `small`: the
     emoji tier's 128 + 128 slice that the tests share instead of its 256 + 256."""
-    if target in emoji_tier.FINETUNES or target in ("emoji-base", "emoji-large-base"):
+    if target.startswith("emoji-"):
         return emoji_tier.audit_folders(target, small)
     if ALIASES.get(target, target) in FINETUNES:
         return "data-ft/ft_members", "data-ft/ft_nonmembers"
@@ -123,6 +123,13 @@ def audit_options(root: Path, target: str, small: bool = False) -> dict[str, str
         {"target": str(root / name)}
     return {**model, "members": str(root / members), "nonmembers": str(root / nonmembers),
             "embedder": str(root / embedder_for(name)), "guidance": "1"}
+
+
+def audit_artifacts(target: str) -> list[str]:
+    """What audit_options(target) reads, for ensure_built: the target (an adapter's pipeline is its dependency),
+    the CLIP of its images, and the data artifact holding its audit sets."""
+    name = ALIASES.get(target, target)
+    return [name, embedder_for(name), audit_sets(name)[0].split("/")[0]]
 
 
 def embedder_for(target: str) -> str:

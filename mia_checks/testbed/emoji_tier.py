@@ -43,7 +43,6 @@ CAPTION_DROPOUT = 0.1
 LORA = {"rank": 16, "target_modules": ["to_k", "to_q", "to_v", "to_out.0", "conv1", "conv2"], "lr": 3e-3, "epochs": 80}
 
 
-
 @dataclass(frozen=True)
 class Build:
     """One build of the tier: its artifacts' name prefix and its split sizes (emoji.split_groups)."""
@@ -64,29 +63,33 @@ STANDARD = Build("emoji", 256)
 # and null groups leave 675 of the 1,875 for pretraining (standard: 1,107); the recipes are the standard's.
 LARGE = Build("emoji-large", 400)
 
-FINETUNES = {"emoji-finetune": "ft_members", "emoji-finetune-null": "ft_null", "emoji-finetune-dup": "ft_members",
-             "emoji-lora": "ft_members", "emoji-large-finetune": "ft_members", "emoji-large-finetune-null": "ft_null"}
-ARTIFACTS = (DATA, "emoji-tokenizer", "emoji-vae", "emoji-clip", "emoji-blip", "emoji-base",
-             *(name for name in FINETUNES if not name.startswith(LARGE.prefix)),
-             LARGE.data, LARGE.artifact("vae"), LARGE.artifact("clip"), LARGE.artifact("base"),
-             *(name for name in FINETUNES if name.startswith(LARGE.prefix)))
-BENCHMARK_ONLY = ("emoji-blip", *(name for name in ARTIFACTS if name.startswith(LARGE.prefix)))
-# LARGE's data waits for the standard's, which fetches the packages both read.
-DEPENDENCIES = {DATA: (), "emoji-tokenizer": (DATA,), "emoji-blip": (DATA,), LARGE.data: (DATA,),
-                **{b.artifact(n): (b.data,) for b in (STANDARD, LARGE) for n in ("vae", "clip")},
-                **{b.artifact("base"): ("emoji-tokenizer", b.artifact("vae")) for b in (STANDARD, LARGE)}}
-COST = {DATA: 10, "emoji-tokenizer": 2, "emoji-vae": 200, "emoji-clip": 60, "emoji-blip": 120, "emoji-base": 900,
-        "emoji-finetune": 250, "emoji-finetune-null": 250, "emoji-finetune-dup": 330, "emoji-lora": 250,
-        LARGE.data: 10, "emoji-large-vae": 200, "emoji-large-clip": 60, "emoji-large-base": 700,
-        "emoji-large-finetune": 350, "emoji-large-finetune-null": 350}
-
 
 def build_of(name: str) -> Build:
     """The build an artifact belongs to."""
     return LARGE if name.startswith(LARGE.prefix) else STANDARD
 
 
-DEPENDENCIES |= {name: (build_of(name).artifact("base"),) for name in FINETUNES}
+FINETUNES = {"emoji-finetune": "ft_members", "emoji-finetune-null": "ft_null", "emoji-finetune-dup": "ft_members",
+             "emoji-lora": "ft_members", "emoji-large-finetune": "ft_members", "emoji-large-finetune-null": "ft_null"}
+
+
+def _trained(build: Build) -> tuple[str, ...]:
+    """A build's own artifacts: its data, VAE, CLIP, base and fine-tunes (the tokenizer and BLIP are shared)."""
+    return (build.data, build.artifact("vae"), build.artifact("clip"), build.artifact("base"),
+            *(name for name in FINETUNES if build_of(name) is build))
+
+
+ARTIFACTS = (*_trained(STANDARD), "emoji-tokenizer", "emoji-blip", *_trained(LARGE))
+BENCHMARK_ONLY = ("emoji-blip", *_trained(LARGE))
+# LARGE's data waits for the standard's, which fetches the packages both read.
+DEPENDENCIES = {DATA: (), "emoji-tokenizer": (DATA,), "emoji-blip": (DATA,), LARGE.data: (DATA,),
+                **{b.artifact(n): (b.data,) for b in (STANDARD, LARGE) for n in ("vae", "clip")},
+                **{b.artifact("base"): ("emoji-tokenizer", b.artifact("vae")) for b in (STANDARD, LARGE)},
+                **{name: (build_of(name).artifact("base"),) for name in FINETUNES}}
+COST = {DATA: 10, "emoji-tokenizer": 2, "emoji-vae": 200, "emoji-clip": 60, "emoji-blip": 120, "emoji-base": 900,
+        "emoji-finetune": 250, "emoji-finetune-null": 250, "emoji-finetune-dup": 330, "emoji-lora": 250,
+        LARGE.data: 10, "emoji-large-vae": 200, "emoji-large-clip": 60, "emoji-large-base": 700,
+        "emoji-large-finetune": 350, "emoji-large-finetune-null": 350}
 
 
 def audit_folders(target: str, small: bool = False) -> tuple[str, str]:
