@@ -17,7 +17,7 @@ sets, not only over the noise of one draw. A target that never saw the pool (a n
 drawn from it; a leaky target keeps its true members (its training split) and gets its non-members drawn.
 Pools: the from-scratch targets' unseen splits among members, nonmembers, shadow_members and
 shadow_nonmembers (128 images); the fine-tunes', ft_members, ft_nonmembers and ft_null minus the training
-split (256). The emoji tier keeps its category pairs: a null twin's pairs (ft_members[i], ft_nonmembers[i])
+split (256; a fine-tune's null twin draws 125 + 125 from it, as many as its odd class counts allow). The emoji tier keeps its category pairs: a null twin's pairs (ft_members[i], ft_nonmembers[i])
 are re-coined, each side a member with probability ½; a leaky target keeps its members and draws each one's
 non-member from the unseen emoji of its category (ft_nonmembers and ft_null).
 """
@@ -63,6 +63,20 @@ def _write(rows: list[dict], out: Path) -> str:
     return str(out)
 
 
+def _twice_drawable(shape: Counter, pool: Counter) -> Counter:
+    """The class histogram `shape`, each class cut to half its count in the pool — members and non-members both
+    need it — and the set topped up towards its size from the classes with the most to spare; a few short when
+    the pool's odd counts leave no more. (The fine-tunes' sets are not class-balanced: ft_members holds 19 nines,
+    the null twin's 256-image pool 29.)"""
+    out = Counter({d: min(n, pool[d] // 2) for d, n in shape.items()})
+    while sum(out.values()) < sum(shape.values()):
+        spare = max(sorted(pool), key=lambda d: pool[d] // 2 - out[d])
+        if pool[spare] // 2 <= out[spare]:
+            break
+        out[spare] += 1
+    return out
+
+
 def drawn_sets(target: str, seed: int, root: Path, work: Path) -> tuple[str, str]:
     """Class-matched member and non-member folders for this seed (see the module's docstring)."""
     name = ALIASES.get(target, target)
@@ -84,7 +98,8 @@ def drawn_sets(target: str, seed: int, root: Path, work: Path) -> tuple[str, str
         members = _rows(root / trained)
         nonmembers = [pool[i] for i in draw(Counter(_digit(r) for r in members), set())]
     else:
-        chosen = draw(shape, set())
+        chosen = draw(_twice_drawable(shape, Counter(_digit(r) for r in pool)), set())
+        shape = Counter(_digit(pool[i]) for i in chosen)
         members, nonmembers = [pool[i] for i in chosen], [pool[i] for i in draw(shape, set(chosen))]
     folder = work / f"{target}-{seed}"
     return _write(members, folder / "members"), _write(nonmembers, folder / "nonmembers")

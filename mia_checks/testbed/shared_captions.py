@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
+
+
+def coarse_caption(text: str, parts: int = 3) -> str:
+    """The caption's first `parts` comma-separated parts."""
+    return ", ".join(text.split(", ")[:parts])
 
 
 def coarse_caption_set(folder: Path, out: Path, parts: int = 3) -> Path:
@@ -24,6 +32,25 @@ def coarse_caption_set(folder: Path, out: Path, parts: int = 3) -> Path:
         link = out / row["file_name"]
         if not link.exists():
             os.symlink((folder / row["file_name"]).resolve(), link)
-    text = "".join(json.dumps({**row, "text": ", ".join(row["text"].split(", ")[:parts])}) + "\n" for row in rows)
+    text = "".join(json.dumps({**row, "text": coarse_caption(row["text"], parts)}) + "\n" for row in rows)
     (out / "metadata.jsonl").write_text(text, encoding="utf-8")
     return out
+
+
+def twin_labels(captions: Sequence[str], rng: np.random.Generator) -> np.ndarray:
+    """Membership labels (1 member, 0 non-member) for queries a model never saw, drawn so that non-members share
+    members' captions wherever they can, as in issue 19's fine-tune: the queries of each caption are paired at
+    random and each pair re-coined, one member and one non-member; the unpaired are split half and half. On a
+    null twin every such draw is a null draw, and generation features are identical within a pair: the case in
+    which folds that split caption groups anti-learn."""
+    by_caption: dict[str, list[int]] = {}
+    for i, caption in enumerate(captions):
+        by_caption.setdefault(caption, []).append(i)
+    labels, unpaired = np.zeros(len(captions), int), []
+    for queries in by_caption.values():
+        queries = list(rng.permutation(queries))
+        for a, b in zip(queries[0::2], queries[1::2]):
+            labels[[a, b]] = rng.permutation(2)
+        unpaired += queries[len(queries) - len(queries) % 2:]
+    labels[rng.permutation(np.array(unpaired, dtype=int))] = np.arange(len(unpaired)) % 2
+    return labels

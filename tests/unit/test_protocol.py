@@ -4,6 +4,8 @@ of the right width (benchmarks/cv_null_bias.py measures the same at scale, for e
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mia_checks.attacks.base import ScoreThreshold, logistic, mlp
 from mia_checks.metrics import auc_delong, roc_auc
@@ -197,3 +199,17 @@ def test_grouped_folds_end_the_anti_learning_of_shared_captions():
     assert np.mean([a.value for a in ungrouped]) < 0.45  # the defect this guards against
     assert abs(np.mean([a.value for a in grouped]) - 0.5) < 0.03
     assert np.mean([a.high < 0.5 for a in grouped]) <= 0.05
+
+
+@given(st.lists(st.sampled_from("abcdefg"), min_size=2, max_size=60), st.integers(0, 2**32 - 1))
+@settings(max_examples=60, deadline=None)
+def test_twin_labels_give_each_shared_caption_a_member_and_a_non_member(captions, seed):
+    """The reproduction of issue 19's sets (testbed.shared_captions.twin_labels): within every caption, members and
+    non-members differ by at most one, and so do the sets; labels are 0 and 1 only."""
+    from mia_checks.testbed.shared_captions import twin_labels
+
+    labels = twin_labels(captions, np.random.default_rng(seed))
+    assert set(labels) <= {0, 1} and abs(2 * labels.sum() - len(labels)) <= 1
+    for caption in set(captions):
+        mine = labels[np.array(captions) == caption]
+        assert abs(2 * mine.sum() - len(mine)) <= 1
