@@ -42,52 +42,52 @@ from mia_checks.testbed.shared_captions import (
 SCHEMES = ("grouped", "ungrouped")
 
 
-def random_sets(target: str, seed: int, root: Path, work: Path) -> tuple[str, str]:
+def _members_and_pool(target: str, root: Path) -> tuple[list[dict] | None, list[dict]]:
+    """A fine-tune's members (its training split) and the images it never saw; for a null twin, no fixed members
+    and the 256 audited images, none of which it saw."""
+    if target in LEAKY:
+        trained = f"data-ft/{FINETUNES[target]}"
+        return _rows(root / trained), [r for p in FINETUNE_POOL if p != trained for r in _rows(root / p)]
+    return None, _rows(root / "data-ft/ft_members") + _rows(root / "data-ft/ft_nonmembers")
+
+
+def random_sets(target: str, seed: int, root: Path, parts: int) -> tuple[list[dict], list[dict]]:
     """128 + 128 drawn at random (see the module's docstring)."""
     rng = np.random.default_rng([0x72616E64, seed])
-    if target in LEAKY:
-        members = _rows(root / "data-ft" / FINETUNES[target])
-        pool = [r for p in FINETUNE_POOL if p != f"data-ft/{FINETUNES[target]}" for r in _rows(root / p)]
-        nonmembers = [pool[i] for i in sorted(rng.choice(len(pool), len(members), replace=False))]
-    else:
-        pool = _rows(root / "data-ft/ft_members") + _rows(root / "data-ft/ft_nonmembers")
-        order = rng.permutation(len(pool))
-        members, nonmembers = [pool[i] for i in sorted(order[:128])], [pool[i] for i in sorted(order[128:])]
-    folder = work / f"{target}-{seed}"
-    return _write(members, folder / "members"), _write(nonmembers, folder / "nonmembers")
+    members, pool = _members_and_pool(target, root)
+    if members is not None:
+        return members, [pool[i] for i in sorted(rng.choice(len(pool), len(members), replace=False))]
+    order = rng.permutation(len(pool))
+    return [pool[i] for i in sorted(order[:128])], [pool[i] for i in sorted(order[128:])]
 
 
-def twin_sets(target: str, seed: int, root: Path, work: Path, parts: int) -> tuple[str, str]:
+def twin_sets(target: str, seed: int, root: Path, parts: int) -> tuple[list[dict], list[dict]]:
     """Sets whose non-members share the members' cut captions wherever they can (see the module's docstring)."""
     rng = np.random.default_rng([0x7477696E, seed])
-    if target in LEAKY:
-        members = _rows(root / "data-ft" / FINETUNES[target])
-        pool = [r for p in FINETUNE_POOL if p != f"data-ft/{FINETUNES[target]}" for r in _rows(root / p)]
-        unused = set(range(len(pool)))
-        nonmembers = []
-        for member in (members[i] for i in rng.permutation(len(members))):
-            same = [i for i in sorted(unused) if coarse_caption(pool[i]["text"], parts) == coarse_caption(member["text"], parts)]
-            pick = same[int(rng.integers(len(same)))] if same else sorted(unused)[int(rng.integers(len(unused)))]
-            unused.discard(pick)
-            nonmembers.append(pool[pick])
-    else:
-        pool = _rows(root / "data-ft/ft_members") + _rows(root / "data-ft/ft_nonmembers")
+    members, pool = _members_and_pool(target, root)
+    if members is None:
         label = twin_labels([coarse_caption(row["text"], parts) for row in pool], rng)
-        members, nonmembers = [pool[i] for i in np.flatnonzero(label)], [pool[i] for i in np.flatnonzero(1 - label)]
-    folder = work / f"{target}-{seed}"
-    return _write(members, folder / "members"), _write(nonmembers, folder / "nonmembers")
+        return [pool[i] for i in np.flatnonzero(label)], [pool[i] for i in np.flatnonzero(1 - label)]
+    unused, nonmembers = list(range(len(pool))), []
+    for member in (members[i] for i in rng.permutation(len(members))):
+        caption = coarse_caption(member["text"], parts)
+        same = [i for i in unused if coarse_caption(pool[i]["text"], parts) == caption] or unused
+        nonmembers.append(pool[unused.pop(unused.index(same[int(rng.integers(len(same)))]))])
+    return members, nonmembers
 
 
 def sets_for(target: str, seed: int, draw: str, root: Path, work: Path, parts: int) -> tuple[Path, Path]:
     """This seed's member and non-member folders, captions cut to `parts`."""
+    folder = work / f"{target}-{seed}-{draw}"
     if draw == "none":
         folders = (root / "data-ft/ft_members", root / "data-ft/ft_nonmembers")
+    elif draw == "matched":
+        folders = tuple(map(Path, drawn_sets(target, seed, root, folder / "drawn")))
     else:
-        drawn = (twin_sets(target, seed, root, work / "drawn", parts) if draw == "twins" else
-                 (random_sets if draw == "random" else drawn_sets)(target, seed, root, work / "drawn"))
-        folders = tuple(map(Path, drawn))
-    out = work / f"{target}-{seed}-{draw}"
-    return tuple(coarse_caption_set(f, out / f.name, parts) for f in folders)
+        members, nonmembers = (twin_sets if draw == "twins" else random_sets)(target, seed, root, parts)
+        folders = (Path(_write(members, folder / "drawn" / "members")),
+                   Path(_write(nonmembers, folder / "drawn" / "nonmembers")))
+    return tuple(coarse_caption_set(f, folder / "cut" / f.name, parts) for f in folders)
 
 
 def main() -> None:

@@ -79,7 +79,7 @@ def test_a_null_twin_whose_non_members_share_the_members_captions_reads_chance_o
     """Issue 19's case, reproduced: non-members share members' captions (twin_labels: 95% of them here, 57% in the
     issue's fine-tune), so a member and a non-member get identical generations. Folds that split them anti-learn:
     each teaches the model the opposite label for the other. Measured over 40 draws: I-S ungrouped 0.309, grouped
-    0.501 (per-draw SD 0.016, standard error 0.0025 at 20 draws: the tolerance 0.02 is 8 of them)."""
+    0.501 (per-draw SD 0.016, standard error 0.0036 at 20 draws: the tolerance 0.02 is over 5 of them)."""
     grouped, below = _null_draws(null_audit, "I-S", 20, twins=True)
     ungrouped, _ = _null_draws(null_audit, "I-S", 20, twins=True, grouped=False)
     assert abs(grouped - 0.5) < 0.02 and below <= 2, (grouped, below)
