@@ -17,9 +17,10 @@ sets, not only over the noise of one draw. A target that never saw the pool (a n
 drawn from it; a leaky target keeps its true members (its training split) and gets its non-members drawn.
 Pools: the from-scratch targets' unseen splits among members, nonmembers, shadow_members and
 shadow_nonmembers (128 images); the fine-tunes', ft_members, ft_nonmembers and ft_null minus the training
-split (256; a fine-tune's null twin draws 125 + 125 from it, as many as its odd class counts allow). The emoji tier keeps its category pairs: a null twin's pairs (ft_members[i], ft_nonmembers[i])
-are re-coined, each side a member with probability ½; a leaky target keeps its members and draws each one's
-non-member from the unseen emoji of its category (ft_nonmembers and ft_null).
+split (256; a fine-tune's null twin draws 125 + 125 from it, as many as its odd class counts allow). The emoji
+tier keeps its category pairs: a null twin's pairs (ft_members[i], ft_nonmembers[i]) are re-coined, each side
+a member with probability ½; a leaky target keeps its members and draws each one's non-member from the unseen
+emoji of its category (ft_nonmembers and ft_null).
 """
 
 from __future__ import annotations
