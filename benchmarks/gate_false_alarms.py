@@ -75,18 +75,23 @@ def _twice_drawable(shape: Counter, pool: Counter) -> Counter:
         if pool[spare] // 2 <= out[spare]:
             break
         out[spare] += 1
-    return out
+    return +out  # classes the pool cannot give twice drop out
+
+
+def unseen_pool(target: str, root: Path) -> tuple[str, list[dict]]:
+    """A digit target's training split (a folder under the root) and the pool of images it never saw."""
+    name = ALIASES.get(target, target)
+    trained = f"data-ft/{FINETUNES[name]}" if name in FINETUNES else f"data/{TARGETS.get(name, (None, 'members'))[1]}"
+    pool_names = FINETUNE_POOL if name in FINETUNES else SCRATCH_POOL
+    return trained, [r for p in pool_names if p != trained for r in _rows(root / p)]
 
 
 def drawn_sets(target: str, seed: int, root: Path, work: Path) -> tuple[str, str]:
     """Class-matched member and non-member folders for this seed (see the module's docstring)."""
-    name = ALIASES.get(target, target)
-    trained = f"data-ft/{FINETUNES[name]}" if name in FINETUNES else f"data/{TARGETS.get(name, (None, 'members'))[1]}"
-    pool_names = FINETUNE_POOL if name in FINETUNES else SCRATCH_POOL
+    trained, pool = unseen_pool(target, root)
     members_dir, _ = audit_sets(target)
     shape = Counter(_digit(r) for r in _rows(root / members_dir))  # the class histogram of an audit set
     rng = np.random.default_rng([0x73657473, seed])
-    pool = [r for p in pool_names if p != trained for r in _rows(root / p)]
 
     def draw(histogram: Counter, exclude: set[int]) -> list[int]:
         picked = []
@@ -99,8 +104,8 @@ def drawn_sets(target: str, seed: int, root: Path, work: Path) -> tuple[str, str
         members = _rows(root / trained)
         nonmembers = [pool[i] for i in draw(Counter(_digit(r) for r in members), set())]
     else:
-        chosen = draw(_twice_drawable(shape, Counter(_digit(r) for r in pool)), set())
-        shape = Counter(_digit(pool[i]) for i in chosen)
+        shape = _twice_drawable(shape, Counter(_digit(r) for r in pool))
+        chosen = draw(shape, set())
         members, nonmembers = [pool[i] for i in chosen], [pool[i] for i in draw(shape, set(chosen))]
     folder = work / f"{target}-{seed}"
     return _write(members, folder / "members"), _write(nonmembers, folder / "nonmembers")

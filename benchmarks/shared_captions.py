@@ -27,12 +27,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from gate_false_alarms import FINETUNE_POOL, LEAKY, _rows, _write, drawn_sets
+from gate_false_alarms import LEAKY, _rows, _write, drawn_sets, unseen_pool
 
 from mia_checks.attacks import ATTACKS, BLACK_BOX
 from mia_checks.audit import Audit
 from mia_checks.preflight import preflight
-from mia_checks.testbed.build import FINETUNES, ensure_built, testbed_root
+from mia_checks.testbed.build import ensure_built, testbed_root
 from mia_checks.testbed.shared_captions import (
     coarse_caption,
     coarse_caption_set,
@@ -44,11 +44,9 @@ SCHEMES = ("grouped", "ungrouped")
 
 def _members_and_pool(target: str, root: Path) -> tuple[list[dict] | None, list[dict]]:
     """A fine-tune's members (its training split) and the images it never saw; for a null twin, no fixed members
-    and the 256 audited images, none of which it saw."""
-    if target in LEAKY:
-        trained = f"data-ft/{FINETUNES[target]}"
-        return _rows(root / trained), [r for p in FINETUNE_POOL if p != trained for r in _rows(root / p)]
-    return None, _rows(root / "data-ft/ft_members") + _rows(root / "data-ft/ft_nonmembers")
+    and the 256 audited images, none of which it saw (gate_false_alarms.unseen_pool)."""
+    trained, pool = unseen_pool(target, root)
+    return (_rows(root / trained) if target in LEAKY else None), pool
 
 
 def random_sets(target: str, seed: int, root: Path, parts: int) -> tuple[list[dict], list[dict]]:

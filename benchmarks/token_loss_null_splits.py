@@ -90,6 +90,8 @@ def matched_split(digits: np.ndarray, size: int, rng: np.random.Generator) -> np
     by_class = {d: list(rng.permutation(np.flatnonzero(digits == d))) for d in np.unique(digits)}
     members, nonmembers = [], []
     while len(members) < size:
+        if all(len(left) < 2 for left in by_class.values()):
+            raise SystemExit(f"--size {size}: the pool holds fewer class-matched pairs than that")
         for d in rng.permutation(sorted(by_class)):
             if len(members) < size and len(by_class[d]) >= 2:
                 members.append(by_class[d].pop())
